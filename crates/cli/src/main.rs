@@ -1,0 +1,57 @@
+//! `kensa`: the one command-line entry point. Each subcommand lives in `commands/`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kensa (検査, "inspection") finds vulnerable packages and misconfigurations on Linux machines.
+///
+/// It reads a machine's package databases and language packages straight from its files — a
+/// directory holding a root filesystem, the live host (`/`), a container image archive or a disk
+/// image — matches them against a local vulnerability database built from public feeds, and reports
+/// findings. It never runs anything from the target.
+#[derive(Parser, Debug)]
+#[command(name = "kensa", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace). KENSA_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Work with package versions the way each packaging system orders them.
+    #[command(subcommand)]
+    Version(commands::version::VersionCommand),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KENSA_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Version(cmd) => commands::version::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(commands::EXIT_ERROR)
+        }
+    }
+}

