@@ -121,3 +121,66 @@ pub fn test_npm_dir() -> PathBuf {
         None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/kensa-test-npm"),
     }
 }
+
+/// Runs a fixture builder once per workspace, serialised across test processes with `flock`
+/// (several test binaries may ask for the same fixture at once). `build` receives the output path
+/// and must leave a complete fixture there; a `.done` stamp marks success.
+/// Returns `None` (skip) outside CI when the builder cannot run.
+pub fn cached_fixture(name: &str, build: impl FnOnce(&Path) -> Result<(), String>) -> Option<PathBuf> {
+    let out = fixture_cache(name);
+    let stamp = out.with_extension("done");
+    if stamp.exists() {
+        return Some(out);
+    }
+    let lock_path = out.with_extension("lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).expect("open fixture lock");
+    flock_exclusive(&lock);
+    if stamp.exists() {
+        return Some(out);
+    }
+    let result = build(&out);
+    if result.is_ok() {
+        std::fs::write(&stamp, b"").expect("write fixture stamp");
+    }
+    drop(lock);
+    match result {
+        Ok(()) => Some(out),
+        Err(e) if in_ci() => panic!("building test fixture {name} failed: {e}"),
+        Err(e) => {
+            eprintln!("SKIP: building test fixture {name} failed: {e}");
+            None
+        }
+    }
+}
+
+fn flock_exclusive(f: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    extern "C" {
+        fn flock(fd: i32, op: i32) -> i32;
+    }
+    const LOCK_EX: i32 = 2;
+    // SAFETY: flock on a valid open descriptor; the lock is released when `f` is closed.
+    let rc = unsafe { flock(f.as_raw_fd(), LOCK_EX) };
+    assert_eq!(rc, 0, "flock failed");
+    // Released when the caller drops `f` (closing the descriptor).
+}
+
+/// The realistic Debian 12 tree of `../shared/tools/make-test-rootfs.sh` (Python, npm and Java
+/// packages inside and outside the deep-inspection paths), built once into
+/// `target/test-fixtures/debian-rootfs`. Needs root and the package registries.
+pub fn debian_rootfs() -> Option<PathBuf> {
+    let tools = shared_tools()?;
+    cached_fixture("debian-rootfs", |out| {
+        let st = std::process::Command::new("bash")
+            .arg(tools.join("make-test-rootfs.sh"))
+            .arg(out)
+            .env("KERNEL", std::env::var("KENSA_ROOTFS_KERNEL").unwrap_or_else(|_| "1".into()))
+            .status()
+            .map_err(|e| format!("cannot run make-test-rootfs.sh: {e}"))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("make-test-rootfs.sh exited with {st}"))
+        }
+    })
+}
