@@ -11,6 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 APT_PACKAGES=(
   # rpm databases and packages written by the real rpm (oracle for the rpm cataloger and matcher)
   rpm python3-rpm
+  # db5.3_load writes Berkeley DB rpm databases (both byte orders) for the read-only BDB reader's tests
+  db5.3-util
   # Debian root filesystems for dpkg / deep-inspection tests
   debootstrap
   # disk images without mounting
