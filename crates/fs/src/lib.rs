@@ -9,6 +9,7 @@
 //! never escape it, and link loops are an error.
 
 pub mod dir;
+pub mod image;
 mod resolve;
 pub mod walk;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use dir::DirFs;
+pub use image::ImageFs;
 pub use walk::{WalkEntry, WalkOptions};
 
 /// Kind of a directory entry. Symlinks are reported as such (never followed) by [`RawFs`].
