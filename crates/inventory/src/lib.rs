@@ -8,7 +8,9 @@
 //! Each cataloger is a function `fn(&CatalogContext, &mut Inventory)`: it appends packages and
 //! warnings and never fails as a whole.
 
+pub mod lang;
 pub mod model;
+pub mod ownership;
 pub mod purl;
 
 pub use model::*;
