@@ -10,10 +10,14 @@
 
 pub mod lang;
 pub mod model;
+pub mod os;
+pub mod os_release;
 pub mod ownership;
 pub mod purl;
+pub mod scan;
 
 pub use model::*;
+pub use scan::{scan, ScanOptions};
 
 /// What a cataloger gets: the filesystem to read and the OS detected on it (for purl `distro`
 /// qualifiers and namespaces).
