@@ -2,3 +2,4 @@
 
 pub mod apk;
 pub mod dpkg;
+pub mod rpm;
