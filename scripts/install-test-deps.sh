@@ -43,6 +43,12 @@ if ! "$VENV/bin/python" -c 'import packaging' 2>/dev/null || [ ! -x "$VENV/bin/s
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 
+# The official CycloneDX 1.6 and SPDX 2.3 JSON schemas, for the SBOM tests: lib4sbom ships both
+# (only its schema files are used, so its dependencies are not needed).
+if ! "$VENV/bin/python" -c 'import lib4sbom' 2>/dev/null; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps lib4sbom==0.10.4
+fi
+
 # npm oracle (node-semver) in a folder of our own.
 NPM_DIR="${KENSA_TEST_NPM:-$HOME/.cache/kensa-test-npm}"
 if command -v npm >/dev/null && [ ! -f "$NPM_DIR/node_modules/semver/package.json" ]; then
