@@ -105,7 +105,7 @@ impl std::error::Error for HeaderError {}
 struct Entry {
     tag: i32,
     ty: u32,
-    offset: usize,
+    offset: i32,
     count: usize,
 }
 
@@ -145,11 +145,9 @@ impl<'a> Header<'a> {
             let ty = be32(e, 4);
             let offset = be32(e, 8) as i32;
             let count = be32(e, 12);
-            // Region tags (61..=63) carry a trailer; their offsets are checked like any other.
-            if offset < 0 || offset as usize > store.len() {
-                return Err(HeaderError::new(tag::name(tag), format!("index entry {i} has offset {offset} outside the {}-byte data store", store.len())));
-            }
-            entries.push(Entry { tag, ty, offset: offset as usize, count: count as usize });
+            // Offsets are checked when an entry is read, so a damaged entry only spoils its own tag
+            // (a package whose file list is damaged is still listed).
+            entries.push(Entry { tag, ty, offset, count: count as usize });
         }
         Ok(Header { entries, store })
     }
@@ -163,11 +161,20 @@ impl<'a> Header<'a> {
         self.entry(tag).is_some()
     }
 
+    /// The entry's offset, checked to lie inside the data store.
+    fn offset(&self, e: &Entry) -> Result<usize, HeaderError> {
+        if e.offset < 0 || e.offset as usize > self.store.len() {
+            return Err(HeaderError::new(tag::name(e.tag), format!("offset {} is outside the {}-byte data store", e.offset, self.store.len())));
+        }
+        Ok(e.offset as usize)
+    }
+
     fn bytes(&self, e: &Entry, elem_size: usize) -> Result<&'a [u8], HeaderError> {
+        let offset = self.offset(e)?;
         let len = e.count.checked_mul(elem_size).ok_or_else(|| HeaderError::new(tag::name(e.tag), "count overflows"))?;
-        let end = e.offset.checked_add(len).filter(|&end| end <= self.store.len());
+        let end = offset.checked_add(len).filter(|&end| end <= self.store.len());
         match end {
-            Some(end) => Ok(&self.store[e.offset..end]),
+            Some(end) => Ok(&self.store[offset..end]),
             None => Err(HeaderError::new(
                 tag::name(e.tag),
                 format!("{} values of {elem_size} bytes at offset {} run past the {}-byte data store", e.count, e.offset, self.store.len()),
@@ -177,12 +184,13 @@ impl<'a> Header<'a> {
 
     /// `count` NUL-terminated strings starting at the entry's offset.
     fn strings_of(&self, e: &Entry) -> Result<Vec<String>, HeaderError> {
+        let offset = self.offset(e)?;
         // Each string takes at least one byte, so a count beyond the store size is corrupt.
-        if e.count > self.store.len() - e.offset {
+        if e.count > self.store.len() - offset {
             return Err(HeaderError::new(tag::name(e.tag), format!("{} strings cannot fit in the data store", e.count)));
         }
         let mut out = Vec::with_capacity(e.count);
-        let mut pos = e.offset;
+        let mut pos = offset;
         for _ in 0..e.count {
             let rest = &self.store[pos..];
             let nul = rest.iter().position(|&b| b == 0).ok_or_else(|| HeaderError::new(tag::name(e.tag), "string is not NUL-terminated inside the data store"))?;
