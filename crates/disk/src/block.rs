@@ -1,0 +1,364 @@
+//! The block-device layer: one small read trait ([`BlockDev`]) under every image format, partition
+//! table and filesystem, so the same code reads a local file today and a cloud snapshot API later.
+//!
+//! [`FileDev`] reads a local file and counts the bytes it reads; [`CachedDev`] keeps a bounded LRU
+//! of fixed-size chunks of a (virtual) disk; [`SliceDev`] is a partition; [`ConcatDev`] is an LVM
+//! logical volume made of segments.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Random-access, read-only storage: an image file, a virtual disk, a partition, a volume.
+pub trait BlockDev: Send + Sync {
+    /// Fills `buf` with the bytes at `off`. Reading past [`BlockDev::size`] is an error.
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Size in bytes.
+    fn size(&self) -> u64;
+    /// A short description for messages, e.g. `qcow2 disk.qcow2`.
+    fn describe(&self) -> String;
+}
+
+/// Reads `len` bytes at `off` into a new buffer, refusing lengths above `cap` (a size taken from
+/// on-disk metadata must never drive an unbounded allocation).
+pub fn read_vec(dev: &dyn BlockDev, off: u64, len: u64, cap: u64, what: &str) -> io::Result<Vec<u8>> {
+    if len > cap {
+        return Err(corrupt(format!("{what} at offset {off}: length {len} exceeds the {cap}-byte limit")));
+    }
+    let mut buf = vec![0u8; len as usize];
+    dev.read_at(off, &mut buf)?;
+    Ok(buf)
+}
+
+/// An `InvalidData` error: corrupt or hostile on-disk structures.
+pub fn corrupt(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+pub(crate) fn check_range(dev: &dyn BlockDev, off: u64, len: usize) -> io::Result<()> {
+    match off.checked_add(len as u64) {
+        Some(end) if end <= dev.size() => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{}: read of {len} bytes at offset {off} is past the end ({} bytes)", dev.describe(), dev.size()),
+        )),
+    }
+}
+
+/// I/O counters shared by every layer reading one image (the `--stats` line).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub bytes_read: AtomicU64,
+    pub blocks_fetched: AtomicU64,
+    pub files_opened: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> kensa_fs::IoStats {
+        kensa_fs::IoStats {
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            blocks_fetched: self.blocks_fetched.load(Ordering::Relaxed),
+            files_opened: self.files_opened.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A local file, read with positioned reads (no shared cursor), counting bytes read.
+pub struct FileDev {
+    file: File,
+    path: PathBuf,
+    size: u64,
+    counters: Arc<Counters>,
+}
+
+impl FileDev {
+    pub fn open(path: &Path, counters: Arc<Counters>) -> io::Result<Self> {
+        let file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let md = file.metadata()?;
+        if !md.is_file() && !std::os::unix::fs::FileTypeExt::is_block_device(&md.file_type()) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a regular file or block device", path.display())));
+        }
+        let size = if md.is_file() { md.len() } else { block_device_size(&file)? };
+        Ok(FileDev { file, path: path.to_path_buf(), size, counters })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn block_device_size(file: &File) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::End(0))
+}
+
+impl BlockDev for FileDev {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        self.file
+            .read_exact_at(buf, off)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: read of {} bytes at offset {off}: {e}", self.path.display(), buf.len())))?;
+        self.counters.bytes_read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// A byte range of another device (a partition, a physical volume's data area).
+pub struct SliceDev {
+    inner: Arc<dyn BlockDev>,
+    start: u64,
+    len: u64,
+    name: String,
+}
+
+impl SliceDev {
+    /// Fails when the range does not lie inside `inner`.
+    pub fn new(inner: Arc<dyn BlockDev>, start: u64, len: u64, name: String) -> io::Result<Self> {
+        match start.checked_add(len) {
+            Some(end) if end <= inner.size() => Ok(SliceDev { inner, start, len, name }),
+            _ => Err(corrupt(format!(
+                "{name}: range {start}+{len} lies outside {} ({} bytes)",
+                inner.describe(),
+                inner.size()
+            ))),
+        }
+    }
+}
+
+impl BlockDev for SliceDev {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        self.inner.read_at(self.start + off, buf)
+    }
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// Segments of other devices laid end to end (an LVM logical volume).
+pub struct ConcatDev {
+    /// (offset in this device, length, device, offset in that device), sorted and contiguous.
+    segments: Vec<(u64, u64, Arc<dyn BlockDev>, u64)>,
+    size: u64,
+    name: String,
+}
+
+impl ConcatDev {
+    pub fn new(segments: Vec<(u64, u64, Arc<dyn BlockDev>, u64)>, name: String) -> io::Result<Self> {
+        let mut pos = 0u64;
+        for (off, len, dev, dev_off) in &segments {
+            if *off != pos {
+                return Err(corrupt(format!("{name}: segment at {off} leaves a gap or overlaps (expected {pos})")));
+            }
+            if dev_off.checked_add(*len).map_or(true, |e| e > dev.size()) {
+                return Err(corrupt(format!("{name}: segment {off}+{len} maps past the end of {}", dev.describe())));
+            }
+            pos = pos.checked_add(*len).ok_or_else(|| corrupt(format!("{name}: size overflows")))?;
+        }
+        Ok(ConcatDev { segments, size: pos, name })
+    }
+}
+
+impl BlockDev for ConcatDev {
+    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        while !buf.is_empty() {
+            let i = self.segments.partition_point(|s| s.0 + s.1 <= off);
+            let (soff, slen, dev, doff) = &self.segments[i];
+            let within = off - soff;
+            let n = ((slen - within) as usize).min(buf.len());
+            dev.read_at(doff + within, &mut buf[..n])?;
+            off += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// A bounded least-recently-used map (small and dependency-free: a hash map plus an ordered index
+/// of last-use ticks).
+pub(crate) struct Lru<V> {
+    map: HashMap<u64, (V, u64)>,
+    order: BTreeMap<u64, u64>,
+    tick: u64,
+    cap: usize,
+}
+
+impl<V: Clone> Lru<V> {
+    pub fn new(cap: usize) -> Self {
+        Lru { map: HashMap::new(), order: BTreeMap::new(), tick: 0, cap: cap.max(1) }
+    }
+    pub fn get(&mut self, key: u64) -> Option<V> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (v, t) = self.map.get_mut(&key)?;
+        self.order.remove(t);
+        *t = tick;
+        self.order.insert(tick, key);
+        Some(v.clone())
+    }
+    pub fn put(&mut self, key: u64, value: V) {
+        self.tick += 1;
+        if let Some((_, t)) = self.map.insert(key, (value, self.tick)) {
+            self.order.remove(&t);
+        }
+        self.order.insert(self.tick, key);
+        while self.map.len() > self.cap {
+            if let Some((_, k)) = self.order.pop_first() {
+                self.map.remove(&k);
+            }
+        }
+    }
+}
+
+/// Chunk size of [`CachedDev`]: small enough that scattered metadata reads do not pull in much
+/// more than they need, large enough that sequential reads are not chatty.
+pub const CACHE_CHUNK: u64 = 32 << 10;
+
+/// A bounded LRU cache of fixed-size chunks over another device. Counts chunks fetched.
+pub struct CachedDev {
+    inner: Arc<dyn BlockDev>,
+    cache: Mutex<Lru<Arc<[u8]>>>,
+    counters: Arc<Counters>,
+}
+
+impl CachedDev {
+    /// `capacity_bytes` bounds the memory held by the cache.
+    pub fn new(inner: Arc<dyn BlockDev>, capacity_bytes: u64, counters: Arc<Counters>) -> Self {
+        let chunks = (capacity_bytes / CACHE_CHUNK).max(4) as usize;
+        CachedDev { inner, cache: Mutex::new(Lru::new(chunks)), counters }
+    }
+
+    fn chunk(&self, index: u64) -> io::Result<Arc<[u8]>> {
+        if let Some(c) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(index) {
+            return Ok(c);
+        }
+        let start = index * CACHE_CHUNK;
+        let len = CACHE_CHUNK.min(self.inner.size() - start) as usize;
+        let mut buf = vec![0u8; len];
+        self.inner.read_at(start, &mut buf)?;
+        self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
+        let chunk: Arc<[u8]> = buf.into();
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).put(index, chunk.clone());
+        Ok(chunk)
+    }
+}
+
+impl BlockDev for CachedDev {
+    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        while !buf.is_empty() {
+            let index = off / CACHE_CHUNK;
+            let within = (off % CACHE_CHUNK) as usize;
+            let chunk = self.chunk(index)?;
+            let n = (chunk.len() - within).min(buf.len());
+            buf[..n].copy_from_slice(&chunk[within..within + n]);
+            off += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// In-memory device (tests and tiny synthetic structures).
+impl BlockDev for Vec<u8> {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        buf.copy_from_slice(&self[off as usize..off as usize + buf.len()]);
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn describe(&self) -> String {
+        format!("memory ({} bytes)", self.len())
+    }
+}
+
+pub(crate) fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+pub(crate) fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+pub(crate) fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+pub(crate) fn be16(b: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([b[o], b[o + 1]])
+}
+pub(crate) fn be32(b: &[u8], o: usize) -> u32 {
+    u32::from_be_bytes(b[o..o + 4].try_into().unwrap())
+}
+pub(crate) fn be64(b: &[u8], o: usize) -> u64 {
+    u64::from_be_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_evicts_least_recently_used() {
+        let mut l = Lru::new(2);
+        l.put(1, 'a');
+        l.put(2, 'b');
+        assert_eq!(l.get(1), Some('a'));
+        l.put(3, 'c');
+        assert_eq!(l.get(2), None);
+        assert_eq!(l.get(1), Some('a'));
+        assert_eq!(l.get(3), Some('c'));
+    }
+
+    #[test]
+    fn cached_reads_span_chunks_and_count_fetches() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let counters = Arc::new(Counters::default());
+        let dev = CachedDev::new(Arc::new(data.clone()), 1 << 20, counters.clone());
+        let mut buf = vec![0u8; 70_000];
+        dev.read_at(30_000, &mut buf).unwrap();
+        assert_eq!(&buf[..], &data[30_000..100_000]);
+        let fetched = counters.blocks_fetched.load(Ordering::Relaxed);
+        dev.read_at(30_000, &mut buf).unwrap();
+        assert_eq!(counters.blocks_fetched.load(Ordering::Relaxed), fetched);
+        assert!(dev.read_at(199_999, &mut [0u8; 2]).is_err());
+    }
+
+    #[test]
+    fn concat_maps_segments() {
+        let a: Arc<dyn BlockDev> = Arc::new(vec![1u8; 100]);
+        let b: Arc<dyn BlockDev> = Arc::new(vec![2u8; 100]);
+        let c = ConcatDev::new(vec![(0, 50, a.clone(), 10), (50, 30, b, 0)], "lv".into()).unwrap();
+        let mut buf = [0u8; 20];
+        c.read_at(40, &mut buf).unwrap();
+        assert_eq!(&buf[..10], &[1; 10]);
+        assert_eq!(&buf[10..], &[2; 10]);
+        assert!(ConcatDev::new(vec![(0, 200, a, 0)], "bad".into()).is_err());
+    }
+}

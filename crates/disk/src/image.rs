@@ -1,0 +1,404 @@
+//! Virtual-disk image formats, detected from content (never the file name): raw, qcow2 (v2/v3 with
+//! backing chains, deflate-compressed and zero clusters) and VMDK sparse extents (monolithicSparse,
+//! streamOptimized). Each presents the guest disk as a [`BlockDev`].
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::block::{be32, be64, check_range, corrupt, le16, le32, le64, read_vec, BlockDev, Counters, FileDev, Lru};
+
+/// Image formats we recognise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    Raw,
+    Qcow2,
+    VmdkSparse,
+}
+
+impl std::fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ImageFormat::Raw => "raw",
+            ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::VmdkSparse => "vmdk",
+        })
+    }
+}
+
+/// Longest qcow2 backing chain we follow.
+const MAX_BACKING_DEPTH: usize = 16;
+/// Largest metadata table (qcow2 L1, VMDK grain directory) we load, in bytes.
+const MAX_TABLE_BYTES: u64 = 64 << 20;
+
+/// Detects the format of a file's content.
+pub fn detect(dev: &dyn BlockDev) -> io::Result<ImageFormat> {
+    let mut head = [0u8; 512];
+    let n = (dev.size() as usize).min(512);
+    dev.read_at(0, &mut head[..n])?;
+    if head.starts_with(b"QFI\xfb") {
+        return Ok(ImageFormat::Qcow2);
+    }
+    if head.starts_with(b"KDMV") {
+        return Ok(ImageFormat::VmdkSparse);
+    }
+    if head.starts_with(b"# Disk DescriptorFile") {
+        return Err(unsupported("a VMDK descriptor file (flat or split extents); convert it with `qemu-img convert -O raw`"));
+    }
+    if head.starts_with(b"vhdxfile") {
+        return Err(unsupported("VHDX; convert it with `qemu-img convert -O raw`"));
+    }
+    if head.starts_with(b"conectix") {
+        return Err(unsupported("a dynamic VHD; convert it with `qemu-img convert -O raw`"));
+    }
+    Ok(ImageFormat::Raw)
+}
+
+fn unsupported(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, format!("unsupported image format: {what}"))
+}
+
+/// Opens an image file and returns its guest disk and format.
+pub fn open(path: &Path, counters: Arc<Counters>) -> io::Result<(Arc<dyn BlockDev>, ImageFormat)> {
+    let mut seen = HashSet::new();
+    open_chain(path, counters, &mut seen, 0)
+}
+
+fn open_chain(path: &Path, counters: Arc<Counters>, seen: &mut HashSet<PathBuf>, depth: usize) -> io::Result<(Arc<dyn BlockDev>, ImageFormat)> {
+    let canonical = path.canonicalize().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    if !seen.insert(canonical.clone()) {
+        return Err(corrupt(format!("{}: qcow2 backing chain loops back to this file", path.display())));
+    }
+    if depth > MAX_BACKING_DEPTH {
+        return Err(corrupt(format!("{}: qcow2 backing chain is deeper than {MAX_BACKING_DEPTH}", path.display())));
+    }
+    let file: Arc<dyn BlockDev> = Arc::new(FileDev::open(&canonical, counters.clone())?);
+    let format = detect(&*file)?;
+    let dev: Arc<dyn BlockDev> = match format {
+        ImageFormat::Raw => file,
+        ImageFormat::Qcow2 => Arc::new(Qcow2::open(file, &canonical, counters, seen, depth)?),
+        ImageFormat::VmdkSparse => Arc::new(VmdkSparse::open(file, &canonical)?),
+    };
+    Ok((dev, format))
+}
+
+// ------------------------------------------------------------------------------------------ qcow2
+
+const QCOW_OFLAG_COMPRESSED: u64 = 1 << 62;
+const QCOW_OFLAG_ZERO: u64 = 1;
+const QCOW_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+
+/// A qcow2 image (versions 2 and 3).
+pub struct Qcow2 {
+    file: Arc<dyn BlockDev>,
+    name: String,
+    cluster_bits: u32,
+    size: u64,
+    l1: Vec<u64>,
+    l2_cache: Mutex<Lru<Arc<Vec<u64>>>>,
+    backing: Option<Arc<dyn BlockDev>>,
+}
+
+impl Qcow2 {
+    fn open(file: Arc<dyn BlockDev>, path: &Path, counters: Arc<Counters>, seen: &mut HashSet<PathBuf>, depth: usize) -> io::Result<Self> {
+        let name = format!("qcow2 {}", path.display());
+        let h = read_vec(&*file, 0, 112.min(file.size()), 112, "qcow2 header")?;
+        if h.len() < 72 {
+            return Err(corrupt(format!("{name}: header truncated ({} bytes)", h.len())));
+        }
+        let version = be32(&h, 4);
+        if version != 2 && version != 3 {
+            return Err(corrupt(format!("{name}: unsupported qcow2 version {version} at offset 4")));
+        }
+        let cluster_bits = be32(&h, 20);
+        if !(9..=21).contains(&cluster_bits) {
+            return Err(corrupt(format!("{name}: cluster_bits {cluster_bits} at offset 20 is out of range 9..=21")));
+        }
+        if be32(&h, 32) != 0 {
+            return Err(unsupported("an encrypted qcow2 image"));
+        }
+        if version == 3 {
+            if h.len() < 104 {
+                return Err(corrupt(format!("{name}: v3 header truncated")));
+            }
+            let incompat = be64(&h, 72);
+            if incompat & (1 << 2) != 0 {
+                return Err(unsupported("qcow2 with an external data file"));
+            }
+            if incompat & (1 << 4) != 0 {
+                return Err(unsupported("qcow2 with extended L2 entries (subclusters)"));
+            }
+            if incompat & (1 << 3) != 0 {
+                let header_len = be32(&h, 100) as usize;
+                if header_len > 104 && h.len() > 104 && h[104] != 0 {
+                    return Err(unsupported("qcow2 with zstd compression"));
+                }
+            }
+            if incompat & !0x1f != 0 {
+                return Err(unsupported(&format!("qcow2 with unknown incompatible features {incompat:#x}")));
+            }
+        }
+        let size = be64(&h, 24);
+        let cluster_size = 1u64 << cluster_bits;
+        let l2_entries = cluster_size / 8;
+        let needed_l1 = size.div_ceil(cluster_size * l2_entries);
+        let l1_size = be32(&h, 36) as u64;
+        if l1_size < needed_l1 {
+            return Err(corrupt(format!("{name}: L1 table has {l1_size} entries, a {size}-byte disk needs {needed_l1}")));
+        }
+        let l1_off = be64(&h, 40);
+        let raw = read_vec(&*file, l1_off, l1_size * 8, MAX_TABLE_BYTES, &format!("{name}: L1 table"))?;
+        let l1 = raw.chunks_exact(8).map(|c| be64(c, 0)).collect();
+
+        let backing_off = be64(&h, 8);
+        let backing_len = be32(&h, 16) as u64;
+        let backing = if backing_off != 0 && backing_len != 0 {
+            let raw = read_vec(&*file, backing_off, backing_len, 4096, &format!("{name}: backing file name"))?;
+            let rel = PathBuf::from(String::from_utf8_lossy(&raw).into_owned());
+            let target = if rel.is_absolute() { rel } else { path.parent().unwrap_or(Path::new(".")).join(rel) };
+            let (dev, _) = open_chain(&target, counters, seen, depth + 1)
+                .map_err(|e| io::Error::new(e.kind(), format!("{name}: backing file {}: {e}", target.display())))?;
+            Some(dev)
+        } else {
+            None
+        };
+        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new(64)), backing })
+    }
+
+    fn l2_table(&self, l1_index: usize) -> io::Result<Option<Arc<Vec<u64>>>> {
+        let entry = self.l1[l1_index];
+        let off = entry & QCOW_OFFSET_MASK;
+        if off == 0 {
+            return Ok(None);
+        }
+        if let Some(t) = self.l2_cache.lock().unwrap_or_else(|e| e.into_inner()).get(off) {
+            return Ok(Some(t));
+        }
+        let cluster = 1u64 << self.cluster_bits;
+        if off.checked_add(cluster).map_or(true, |e| e > self.file.size()) {
+            return Err(corrupt(format!(
+                "{}: L1 entry {l1_index} points to an L2 table at offset {off}, past the end of the file ({} bytes)",
+                self.name,
+                self.file.size()
+            )));
+        }
+        let raw = read_vec(&*self.file, off, cluster, cluster, "qcow2 L2 table")?;
+        let table: Arc<Vec<u64>> = Arc::new(raw.chunks_exact(8).map(|c| be64(c, 0)).collect());
+        self.l2_cache.lock().unwrap_or_else(|e| e.into_inner()).put(off, table.clone());
+        Ok(Some(table))
+    }
+
+    /// Fills `buf` (inside one cluster) for guest offset `off`.
+    fn read_cluster_part(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        let cluster = 1u64 << self.cluster_bits;
+        let l2_entries = cluster / 8;
+        let cluster_index = off >> self.cluster_bits;
+        let within = off & (cluster - 1);
+        let l1_index = (cluster_index / l2_entries) as usize;
+        let entry = match self.l2_table(l1_index)? {
+            Some(t) => t[(cluster_index % l2_entries) as usize],
+            None => 0,
+        };
+        if entry & QCOW_OFLAG_COMPRESSED != 0 {
+            let x = 62 - (self.cluster_bits - 8);
+            let host = entry & ((1u64 << x) - 1);
+            let sectors = ((entry >> x) & ((1u64 << (self.cluster_bits - 8)) - 1)) + 1;
+            let csize = (sectors * 512 - (host & 511)).min(self.file.size().saturating_sub(host));
+            if host >= self.file.size() {
+                return Err(corrupt(format!("{}: compressed cluster for guest offset {off} points past the end of the file (host offset {host})", self.name)));
+            }
+            let compressed = read_vec(&*self.file, host, csize, 2 * cluster + 512, "qcow2 compressed cluster")?;
+            let mut out = vec![0u8; cluster as usize];
+            let mut dec = flate2::Decompress::new(false);
+            dec.decompress(&compressed, &mut out, flate2::FlushDecompress::Finish)
+                .map_err(|e| corrupt(format!("{}: compressed cluster at host offset {host} (guest {off}): {e}", self.name)))?;
+            buf.copy_from_slice(&out[within as usize..within as usize + buf.len()]);
+            return Ok(());
+        }
+        let host = entry & QCOW_OFFSET_MASK;
+        if entry & QCOW_OFLAG_ZERO != 0 {
+            buf.fill(0);
+            return Ok(());
+        }
+        if host == 0 {
+            return self.read_backing(off, buf);
+        }
+        if (host + within).checked_add(buf.len() as u64).map_or(true, |e| e > self.file.size()) {
+            return Err(corrupt(format!(
+                "{}: L2 entry for guest offset {off} points to host offset {host}, past the end of the file ({} bytes)",
+                self.name,
+                self.file.size()
+            )));
+        }
+        self.file.read_at(host + within, buf)
+    }
+
+    fn read_backing(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        buf.fill(0);
+        if let Some(b) = &self.backing {
+            let bsize = b.size();
+            if off < bsize {
+                let n = ((bsize - off) as usize).min(buf.len());
+                b.read_at(off, &mut buf[..n])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BlockDev for Qcow2 {
+    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        let cluster = 1u64 << self.cluster_bits;
+        while !buf.is_empty() {
+            let n = ((cluster - (off & (cluster - 1))) as usize).min(buf.len());
+            self.read_cluster_part(off, &mut buf[..n])?;
+            off += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+// ------------------------------------------------------------------------------------------- vmdk
+
+const SECTOR: u64 = 512;
+const VMDK_COMPRESSED: u32 = 1 << 16;
+const GD_AT_END: u64 = u64::MAX;
+
+/// A VMDK sparse extent (monolithicSparse or streamOptimized, one extent in one file).
+pub struct VmdkSparse {
+    file: Arc<dyn BlockDev>,
+    name: String,
+    capacity: u64,
+    grain_bytes: u64,
+    gtes_per_gt: u64,
+    compressed: bool,
+    gd: Vec<u32>,
+    gt_cache: Mutex<Lru<Arc<Vec<u32>>>>,
+}
+
+impl VmdkSparse {
+    fn open(file: Arc<dyn BlockDev>, path: &Path) -> io::Result<Self> {
+        let name = format!("vmdk {}", path.display());
+        let mut h = read_vec(&*file, 0, 512.min(file.size()), 512, "vmdk header")?;
+        if h.len() < 80 {
+            return Err(corrupt(format!("{name}: header truncated")));
+        }
+        let mut flags = le32(&h, 8);
+        if le64(&h, 56) == GD_AT_END {
+            // streamOptimized: the real header is the footer, 1024 bytes before the end.
+            let size = file.size();
+            if size < 1536 {
+                return Err(corrupt(format!("{name}: streamOptimized image too short for a footer")));
+            }
+            h = read_vec(&*file, size - 1024, 512, 512, "vmdk footer")?;
+            if !h.starts_with(b"KDMV") {
+                return Err(corrupt(format!("{name}: no footer header at offset {}", size - 1024)));
+            }
+            flags = le32(&h, 8);
+        }
+        let capacity = le64(&h, 12).checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{name}: capacity overflows")))?;
+        let grain = le64(&h, 20);
+        if !(1..=2048).contains(&grain) || !grain.is_power_of_two() {
+            return Err(corrupt(format!("{name}: grain size {grain} sectors at offset 20 is invalid")));
+        }
+        let gtes = le32(&h, 44) as u64;
+        if !(1..=65536).contains(&gtes) {
+            return Err(corrupt(format!("{name}: {gtes} grain table entries per table (offset 44) is invalid")));
+        }
+        let compressed = flags & VMDK_COMPRESSED != 0;
+        if compressed && le16(&h, 77) != 1 {
+            return Err(unsupported(&format!("VMDK compression algorithm {}", le16(&h, 77))));
+        }
+        let grain_bytes = grain * SECTOR;
+        let gd_entries = capacity.div_ceil(grain_bytes * gtes);
+        let gd_off = le64(&h, 56).checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{name}: grain directory offset overflows")))?;
+        let raw = read_vec(&*file, gd_off, gd_entries * 4, MAX_TABLE_BYTES, &format!("{name}: grain directory"))?;
+        let gd = raw.chunks_exact(4).map(|c| le32(c, 0)).collect();
+        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)) })
+    }
+
+    fn grain_table(&self, gd_index: usize) -> io::Result<Option<Arc<Vec<u32>>>> {
+        let sector = self.gd[gd_index] as u64;
+        if sector == 0 {
+            return Ok(None);
+        }
+        if let Some(t) = self.gt_cache.lock().unwrap_or_else(|e| e.into_inner()).get(sector) {
+            return Ok(Some(t));
+        }
+        let off = sector * SECTOR;
+        let len = self.gtes_per_gt * 4;
+        if off.checked_add(len).map_or(true, |e| e > self.file.size()) {
+            return Err(corrupt(format!("{}: grain directory entry {gd_index} points past the end of the file (offset {off})", self.name)));
+        }
+        let raw = read_vec(&*self.file, off, len, 1 << 20, "vmdk grain table")?;
+        let t: Arc<Vec<u32>> = Arc::new(raw.chunks_exact(4).map(|c| le32(c, 0)).collect());
+        self.gt_cache.lock().unwrap_or_else(|e| e.into_inner()).put(sector, t.clone());
+        Ok(Some(t))
+    }
+
+    fn read_grain_part(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        let grain_index = off / self.grain_bytes;
+        let within = off % self.grain_bytes;
+        let gd_index = (grain_index / self.gtes_per_gt) as usize;
+        let sector = match self.grain_table(gd_index)? {
+            Some(t) => t[(grain_index % self.gtes_per_gt) as usize] as u64,
+            None => 0,
+        };
+        if sector <= 1 {
+            // 0: never written; 1: explicitly zeroed.
+            buf.fill(0);
+            return Ok(());
+        }
+        let host = sector * SECTOR;
+        if !self.compressed {
+            if host.checked_add(self.grain_bytes).map_or(true, |e| e > self.file.size()) {
+                return Err(corrupt(format!("{}: grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
+            }
+            return self.file.read_at(host + within, buf);
+        }
+        // streamOptimized grain: lba u64, size u32, zlib data.
+        let mut head = [0u8; 12];
+        if host.checked_add(12).map_or(true, |e| e > self.file.size()) {
+            return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
+        }
+        self.file.read_at(host, &mut head)?;
+        let clen = le32(&head, 8) as u64;
+        let compressed = read_vec(&*self.file, host + 12, clen, 2 * self.grain_bytes + 4096, "vmdk compressed grain")?;
+        let mut out = Vec::with_capacity(self.grain_bytes as usize);
+        flate2::read::ZlibDecoder::new(&compressed[..])
+            .take(self.grain_bytes)
+            .read_to_end(&mut out)
+            .map_err(|e| corrupt(format!("{}: compressed grain at offset {host} (guest {off}): {e}", self.name)))?;
+        out.resize(self.grain_bytes as usize, 0);
+        buf.copy_from_slice(&out[within as usize..within as usize + buf.len()]);
+        Ok(())
+    }
+}
+
+impl BlockDev for VmdkSparse {
+    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        while !buf.is_empty() {
+            let n = ((self.grain_bytes - off % self.grain_bytes) as usize).min(buf.len());
+            self.read_grain_part(off, &mut buf[..n])?;
+            off += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.capacity
+    }
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}

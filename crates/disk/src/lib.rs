@@ -1,0 +1,444 @@
+//! Agentless reading of disk images and snapshots, read-only and lazily, without mounting or
+//! executing anything.
+//!
+//! Layers, bottom up (each reads the one below through [`block::BlockDev`]):
+//! 1. the image file ([`block::FileDev`], counting bytes read) and its format ([`image`]: raw,
+//!    qcow2, VMDK), then a bounded LRU block cache ([`block::CachedDev`]);
+//! 2. partitions ([`partition`]: GPT, MBR with logical partitions, none) and LVM2 linear logical
+//!    volumes ([`lvm`]);
+//! 3. filesystems ([`ext4`], [`xfs`]) implementing [`kensa_fs::RawFs`];
+//! 4. assembly ([`open_image`]): the root filesystem (the one with `etc/os-release`) with the
+//!    volumes its `/etc/fstab` mounts composed below it ([`mount::MountFs`]), wrapped in a
+//!    [`kensa_fs::Root`] so every cataloger reads it unchanged.
+
+pub mod block;
+pub mod ext4;
+pub mod extent_file;
+pub mod image;
+pub mod lvm;
+pub mod mount;
+pub mod partition;
+pub mod xfs;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kensa_fs::{IoStats, RawFs, Root};
+
+use block::{BlockDev, CachedDev, Counters, SliceDev};
+pub use image::ImageFormat;
+pub use partition::TableKind;
+
+/// Limits of agentless scanning (Amazon Inspector's defaults) and of memory use.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most volumes (partitions and logical volumes, not counting LVM physical volumes) scanned.
+    pub max_volumes: usize,
+    /// Largest total disk size scanned, in bytes.
+    pub max_total_bytes: u64,
+    /// Memory for the block cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_volumes: 7, max_total_bytes: 1200 * 1_000_000_000, cache_bytes: 64 << 20 }
+    }
+}
+
+/// One volume found on the disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    /// `disk`, `partition 1`, `LV vg0/root`.
+    pub name: String,
+    pub partition: Option<u32>,
+    /// Size in bytes.
+    pub size: u64,
+    /// `ext4`, `xfs`, `vfat`, `LVM2_member`, ... or `None` when nothing was recognised.
+    pub fs_type: Option<String>,
+    pub uuid: Option<String>,
+    pub label: Option<String>,
+    pub part_uuid: Option<String>,
+    pub part_label: Option<String>,
+    /// Where it is mounted in the composed tree (`/` for the root filesystem).
+    pub mount_point: Option<PathBuf>,
+    /// Whether its files are read (a supported filesystem that opened cleanly).
+    pub scanned: bool,
+}
+
+/// An opened disk image: the composed root filesystem and what was found on the way.
+pub struct DiskTarget {
+    pub root: Root,
+    pub format: ImageFormat,
+    pub table: TableKind,
+    pub volumes: Vec<Volume>,
+    /// Eligibility and completeness notes, in plain words (unsupported filesystems, ext2, an
+    /// unreplayed journal, fstab entries with no volume in the image, ...).
+    pub notes: Vec<String>,
+    counters: Arc<Counters>,
+}
+
+impl DiskTarget {
+    pub fn stats(&self) -> IoStats {
+        self.counters.snapshot()
+    }
+}
+
+impl std::fmt::Debug for DiskTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskTarget").field("root", &self.root).field("format", &self.format).field("volumes", &self.volumes).field("notes", &self.notes).finish()
+    }
+}
+
+/// Why an image could not be scanned.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not eligible for agentless scanning: {reason}")]
+    Ineligible { path: PathBuf, reason: String },
+    #[error("{path}: no root filesystem found (no volume has etc/os-release); volumes: {volumes}")]
+    NoRoot { path: PathBuf, volumes: String },
+}
+
+pub(crate) fn uuid_string(b: &[u8]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+pub(crate) fn uuid_string_be(b: &[u8]) -> String {
+    uuid_string(b)
+}
+
+/// Whether a file's content looks like a disk image (an image format, a partition table, or a
+/// bare ext2/3/4 or xfs filesystem). Cheap: reads a few sectors.
+pub fn is_disk_image(path: &Path) -> bool {
+    let counters = Arc::new(Counters::default());
+    let Ok(file) = block::FileDev::open(path, counters) else { return false };
+    let file: Arc<dyn BlockDev> = Arc::new(file);
+    match image::detect(&*file) {
+        Ok(ImageFormat::Qcow2 | ImageFormat::VmdkSparse) => return true,
+        Err(e) => return e.kind() == io::ErrorKind::Unsupported,
+        Ok(ImageFormat::Raw) => {}
+    }
+    if matches!(partition::scan(&*file), Ok((TableKind::Gpt | TableKind::Mbr, _))) {
+        return true;
+    }
+    ext4::probe(&*file) || xfs::probe(&*file) || matches!(lvm::probe(&file), Ok(Some(_)))
+}
+
+enum Content {
+    Ext4(ext4::Ext4Fs),
+    Xfs(xfs::XfsFs),
+    Pv,
+    Other(Option<&'static str>),
+    Failed(String),
+}
+
+fn probe_other(dev: &dyn BlockDev) -> Option<&'static str> {
+    let mut b = vec![0u8; 4096.min(dev.size() as usize)];
+    if dev.read_at(0, &mut b).is_err() {
+        return None;
+    }
+    if b.len() >= 512 && b[510] == 0x55 && b[511] == 0xAA && (b.get(82..87) == Some(b"FAT32") || b.get(54..59) == Some(b"FAT16") || b.get(54..59) == Some(b"FAT12")) {
+        return Some("vfat");
+    }
+    if b.len() >= 4096 && &b[4086..4096] == b"SWAPSPACE2" {
+        return Some("swap");
+    }
+    let mut m = [0u8; 8];
+    if dev.size() > 0x10048 && dev.read_at(0x10040, &mut m).is_ok() && &m == b"_BHRfS_M" {
+        return Some("btrfs");
+    }
+    if dev.size() > 0x8006 && dev.read_at(0x8001, &mut m[..5]).is_ok() && &m[..5] == b"CD001" {
+        return Some("iso9660");
+    }
+    None
+}
+
+fn probe(dev: &Arc<dyn BlockDev>, counters: &Arc<Counters>) -> Content {
+    if ext4::probe(&**dev) {
+        return match ext4::Ext4Fs::open(dev.clone(), counters.clone()) {
+            Ok(fs) => Content::Ext4(fs),
+            Err(e) => Content::Failed(e.to_string()),
+        };
+    }
+    if xfs::probe(&**dev) {
+        return match xfs::XfsFs::open(dev.clone(), counters.clone()) {
+            Ok(fs) => Content::Xfs(fs),
+            Err(e) => Content::Failed(e.to_string()),
+        };
+    }
+    if matches!(lvm::probe(dev), Ok(Some(_))) {
+        return Content::Pv;
+    }
+    Content::Other(probe_other(&**dev))
+}
+
+/// Opens a disk image: detects the format, reads the partition table and LVM, opens every
+/// ext2/3/4 and xfs filesystem, finds the root filesystem and mounts the volumes its `/etc/fstab`
+/// names below it. Refuses images beyond `limits` with the reason.
+pub fn open_image(path: &Path, limits: &Limits) -> Result<DiskTarget, DiskError> {
+    let io_err = |source: io::Error| DiskError::Io { path: path.to_path_buf(), source };
+    let counters = Arc::new(Counters::default());
+    let (disk, format) = image::open(path, counters.clone()).map_err(io_err)?;
+    if disk.size() > limits.max_total_bytes {
+        return Err(DiskError::Ineligible {
+            path: path.to_path_buf(),
+            reason: format!("the disk holds {} bytes, more than the {}-byte limit", disk.size(), limits.max_total_bytes),
+        });
+    }
+    let uncached = disk.clone();
+    let disk: Arc<dyn BlockDev> = Arc::new(CachedDev::new(disk, limits.cache_bytes, counters.clone()));
+    let (table, parts) = partition::scan(&*disk).map_err(io_err)?;
+
+    let mut notes = Vec::new();
+    let mut found: Vec<(Volume, Arc<dyn BlockDev>)> = Vec::new();
+    if parts.is_empty() {
+        let whole = ext4::probe(&*disk) || xfs::probe(&*disk) || matches!(lvm::probe(&disk), Ok(Some(_))) || probe_other(&*disk).is_some();
+        match (whole, if whole { None } else { find_lost_filesystem(&*uncached) }) {
+            (false, Some(off)) => {
+                notes.push(format!("no partition table; a filesystem was found by its signature at offset {off}"));
+                let name = format!("filesystem at offset {off}");
+                let dev = SliceDev::new(disk.clone(), off, disk.size() - off, name.clone()).map_err(io_err)?;
+                found.push((blank_volume(name, None, disk.size() - off), Arc::new(dev)));
+            }
+            _ => found.push((blank_volume("disk".into(), None, disk.size()), disk.clone())),
+        }
+    }
+    for p in &parts {
+        let name = format!("partition {}", p.number);
+        let dev: Arc<dyn BlockDev> = match SliceDev::new(disk.clone(), p.start, p.size, name.clone()) {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                notes.push(format!("{name} skipped: {e}"));
+                continue;
+            }
+        };
+        let mut v = blank_volume(name, Some(p.number), p.size);
+        v.part_uuid = p.part_uuid.clone();
+        v.part_label = p.part_label.clone().filter(|l| !l.is_empty());
+        found.push((v, dev));
+    }
+
+    // LVM: physical volumes first, then their logical volumes join the list.
+    let mut pvs = Vec::new();
+    for (v, dev) in &mut found {
+        match lvm::probe(dev) {
+            Ok(Some(pv)) => {
+                v.fs_type = Some("LVM2_member".into());
+                v.uuid = Some(pv.uuid.clone());
+                pvs.push(pv);
+            }
+            Ok(None) => {}
+            Err(e) => notes.push(format!("{}: LVM label unreadable: {e}", v.name)),
+        }
+    }
+    if !pvs.is_empty() {
+        match lvm::logical_volumes(&pvs) {
+            Ok(lvs) => {
+                for lv in lvs {
+                    let name = format!("LV {}/{}", lv.vg, lv.name);
+                    match lv.dev {
+                        Ok(dev) => {
+                            let mut v = blank_volume(name, None, dev.size());
+                            v.part_label = Some(format!("{}/{}", lv.vg, lv.name));
+                            found.push((v, dev));
+                        }
+                        Err(reason) => notes.push(format!("{name} not read: {reason}")),
+                    }
+                }
+            }
+            Err(e) => notes.push(format!("LVM metadata unreadable: {e}")),
+        }
+    }
+
+    let volume_count = found.iter().filter(|(v, _)| v.fs_type.as_deref() != Some("LVM2_member")).count();
+    if volume_count > limits.max_volumes {
+        return Err(DiskError::Ineligible {
+            path: path.to_path_buf(),
+            reason: format!("the disk holds {volume_count} volumes, more than the limit of {}", limits.max_volumes),
+        });
+    }
+
+    let mut volumes = Vec::new();
+    let mut filesystems: Vec<(usize, Arc<dyn RawFs>)> = Vec::new();
+    for (mut v, dev) in found {
+        if v.fs_type.as_deref() == Some("LVM2_member") {
+            volumes.push(v);
+            continue;
+        }
+        match probe(&dev, &counters) {
+            Content::Ext4(fs) => {
+                let info = fs.info().clone();
+                v.fs_type = Some(info.kind.into());
+                v.uuid = Some(info.uuid);
+                v.label = Some(info.label).filter(|l| !l.is_empty());
+                v.scanned = true;
+                if info.kind == "ext2" {
+                    notes.push(format!("{}: ext2 is read, but agentless scanning supports ext3, ext4 and xfs only", v.name));
+                }
+                if info.needs_recovery {
+                    notes.push(format!("{}: the {} journal needs recovery (image of a running machine); it is not replayed, so the newest writes may be missing", v.name, info.kind));
+                }
+                filesystems.push((volumes.len(), Arc::new(fs)));
+            }
+            Content::Xfs(fs) => {
+                let info = fs.info().clone();
+                v.fs_type = Some("xfs".into());
+                v.uuid = Some(info.uuid);
+                v.label = Some(info.label).filter(|l| !l.is_empty());
+                v.scanned = true;
+                filesystems.push((volumes.len(), Arc::new(fs)));
+            }
+            Content::Pv => v.fs_type = Some("LVM2_member".into()),
+            Content::Other(kind) => {
+                v.fs_type = kind.map(String::from);
+                if let Some(k) = kind {
+                    if k != "swap" {
+                        notes.push(format!("{}: unsupported filesystem {k} (only ext3, ext4 and xfs are scanned)", v.name));
+                    }
+                }
+            }
+            Content::Failed(e) => notes.push(format!("{}: filesystem unreadable: {e}", v.name)),
+        }
+        volumes.push(v);
+    }
+
+    // The root filesystem: the one with etc/os-release (or usr/lib/os-release).
+    let root_index = filesystems
+        .iter()
+        .position(|(_, fs)| {
+            let r = Root::from_arc(fs.clone());
+            r.exists("/etc/os-release") || r.exists("/usr/lib/os-release")
+        })
+        .or_else(|| (filesystems.len() == 1).then_some(0));
+    let Some(root_index) = root_index else {
+        let list = volumes.iter().map(|v| format!("{} ({})", v.name, v.fs_type.as_deref().unwrap_or("unknown"))).collect::<Vec<_>>().join(", ");
+        return Err(DiskError::NoRoot { path: path.to_path_buf(), volumes: if list.is_empty() { "none".into() } else { list } });
+    };
+    let (root_vol, root_fs) = filesystems[root_index].clone();
+    volumes[root_vol].mount_point = Some(PathBuf::from("/"));
+    let root_only = Root::from_arc(root_fs.clone());
+    if !root_only.exists("/etc/os-release") && !root_only.exists("/usr/lib/os-release") {
+        notes.push(format!("{}: no etc/os-release; scanned as the root filesystem because it is the only one", volumes[root_vol].name));
+    }
+
+    let mut mounts: Vec<(PathBuf, Arc<dyn RawFs>)> = Vec::new();
+    if let Ok(text) = root_only.read_to_string_lossy("/etc/fstab") {
+        for entry in mount::parse_fstab(&text) {
+            if entry.mount_point == Path::new("/") {
+                continue;
+            }
+            let Some(vi) = volumes.iter().position(|v| matches_spec(v, &entry.spec)) else {
+                notes.push(format!("/etc/fstab mounts {} on {} but this image has no such volume", entry.spec, entry.mount_point.display()));
+                continue;
+            };
+            match filesystems.iter().find(|(i, _)| *i == vi) {
+                Some((_, fs)) if vi != root_vol => {
+                    volumes[vi].mount_point = Some(entry.mount_point.clone());
+                    mounts.push((entry.mount_point.clone(), fs.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    volumes[vi].mount_point = Some(entry.mount_point.clone());
+                    if !matches!(volumes[vi].fs_type.as_deref(), Some("vfat")) {
+                        notes.push(format!("{} ({}) on {} is not scanned", volumes[vi].name, volumes[vi].fs_type.as_deref().unwrap_or("unknown"), entry.mount_point.display()));
+                    }
+                }
+            }
+        }
+    }
+    for (i, v) in volumes.iter_mut().enumerate() {
+        if v.scanned && v.mount_point.is_none() && i != root_vol {
+            v.scanned = false;
+            notes.push(format!("{} ({}) is not mounted by /etc/fstab and is not scanned", v.name, v.fs_type.as_deref().unwrap_or("unknown")));
+        }
+    }
+    let fs: Arc<dyn RawFs> = if mounts.is_empty() { root_fs } else { Arc::new(mount::MountFs::new(root_fs, mounts, counters.clone())) };
+    Ok(DiskTarget { root: Root::from_arc(fs), format, table, volumes, notes, counters })
+}
+
+/// How far into a disk without a partition table we look for a filesystem (a lost or wiped table).
+const LOST_FS_SEARCH: u64 = 1 << 30;
+
+/// Looks for an ext2/3/4 or xfs superblock at each MiB boundary (where partitioning tools put
+/// partitions) in the first GiB. Reads 1 KiB per MiB.
+fn find_lost_filesystem(disk: &dyn BlockDev) -> Option<u64> {
+    let mut off = 1 << 20;
+    while off + (1 << 20) <= disk.size().min(LOST_FS_SEARCH) {
+        let mut head = [0u8; 4];
+        let mut magic = [0u8; 2];
+        if disk.read_at(off, &mut head).is_ok() && &head == b"XFSB" {
+            return Some(off);
+        }
+        if disk.read_at(off + 1024 + 0x38, &mut magic).is_ok() && u16::from_le_bytes(magic) == 0xEF53 {
+            return Some(off);
+        }
+        off += 1 << 20;
+    }
+    None
+}
+
+fn blank_volume(name: String, partition: Option<u32>, size: u64) -> Volume {
+    Volume { name, partition, size, fs_type: None, uuid: None, label: None, part_uuid: None, part_label: None, mount_point: None, scanned: false }
+}
+
+/// Whether an fstab device spec (`UUID=`, `LABEL=`, `PARTUUID=`, `PARTLABEL=`, `/dev/disk/by-*`,
+/// `/dev/mapper/vg-lv`, `/dev/vg/lv`, `/dev/sda2`, `/dev/nvme0n1p2`) names this volume.
+fn matches_spec(v: &Volume, spec: &str) -> bool {
+    let eq = |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
+    if let Some(x) = spec.strip_prefix("UUID=").or_else(|| spec.strip_prefix("/dev/disk/by-uuid/")) {
+        return eq(&v.uuid, x.trim_matches('"'));
+    }
+    if let Some(x) = spec.strip_prefix("LABEL=").or_else(|| spec.strip_prefix("/dev/disk/by-label/")) {
+        return v.label.as_deref() == Some(x.trim_matches('"'));
+    }
+    if let Some(x) = spec.strip_prefix("PARTUUID=").or_else(|| spec.strip_prefix("/dev/disk/by-partuuid/")) {
+        return eq(&v.part_uuid, x.trim_matches('"'));
+    }
+    if let Some(x) = spec.strip_prefix("PARTLABEL=").or_else(|| spec.strip_prefix("/dev/disk/by-partlabel/")) {
+        return v.partition.is_some() && v.part_label.as_deref() == Some(x.trim_matches('"'));
+    }
+    if let Some(vglv) = v.name.strip_prefix("LV ") {
+        let (vg, lv) = vglv.split_once('/').unwrap_or((vglv, ""));
+        let mapper = format!("/dev/mapper/{}-{}", vg.replace('-', "--"), lv.replace('-', "--"));
+        return spec == mapper || spec == format!("/dev/{vg}/{lv}");
+    }
+    if let (Some(n), Some(dev)) = (v.partition, spec.strip_prefix("/dev/")) {
+        // sda2, vda2, xvda2, hda2 -> 2; nvme0n1p2, mmcblk0p2 -> 2
+        let digits: String = dev.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
+        let stem = &dev[..dev.len() - digits.len()];
+        let disk_like = ["sd", "vd", "xvd", "hd"].iter().any(|p| stem.starts_with(p) && stem.len() == p.len() + 1) || stem.ends_with('p');
+        return disk_like && digits.parse::<u32>().ok() == Some(n);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fstab_specs_match_volumes() {
+        let mut v = blank_volume("partition 2".into(), Some(2), 1);
+        v.uuid = Some("6d1d2a9e-7b3c-4c43-9d7e-0e4a5d1f0001".into());
+        v.label = Some("var".into());
+        v.part_uuid = Some("6d1d2a9e-02".into());
+        assert!(matches_spec(&v, "UUID=6D1D2A9E-7B3C-4C43-9D7E-0E4A5D1F0001"));
+        assert!(matches_spec(&v, "/dev/disk/by-label/var"));
+        assert!(matches_spec(&v, "PARTUUID=6d1d2a9e-02"));
+        assert!(matches_spec(&v, "/dev/sda2"));
+        assert!(matches_spec(&v, "/dev/nvme0n1p2"));
+        assert!(!matches_spec(&v, "/dev/sda12"));
+        assert!(!matches_spec(&v, "/dev/sdb"));
+        let lv = blank_volume("LV vg-data/var-log".into(), None, 1);
+        assert!(matches_spec(&lv, "/dev/mapper/vg--data-var--log"));
+        assert!(matches_spec(&lv, "/dev/vg-data/var-log"));
+    }
+}

@@ -1,0 +1,127 @@
+//! Every image kind, made by the real tools from the same tree, reads back as that tree: names,
+//! types, sizes, symlink targets and the sha256 of every file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use kensa_disk::{open_image, ImageFormat, Limits, TableKind};
+
+fn check_image(fx: &Fixture, name: &str, format: ImageFormat, table: TableKind, fs_type: &str) {
+    let path = fx.image(name);
+    let target = open_image(&path, &Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(target.format, format, "{name}");
+    assert_eq!(target.table, table, "{name}");
+    let root_vol = target.volumes.iter().find(|v| v.mount_point.as_deref() == Some(Path::new("/"))).expect("root volume");
+    assert_eq!(root_vol.fs_type.as_deref(), Some(fs_type), "{name}");
+    let mut got = fs_tree(&**target.root.raw());
+    got.remove(Path::new("/lost+found"));
+    let expected = host_tree(&fx.tree);
+    assert_same_tree(name, &expected, &got);
+    // Through Root, symlinks resolve inside the image.
+    let os = target.root.read_to_string_lossy("/etc/os-release").unwrap();
+    assert!(os.contains("ID=debian"), "{name}");
+    assert_eq!(target.root.read_to_string_lossy("/usr/bin/abslink").unwrap(), "kensa-disk-test\n");
+    let stats = target.stats();
+    assert!(stats.bytes_read > 0 && stats.files_opened > 0 && stats.blocks_fetched > 0, "{name}: {stats:?}");
+}
+
+macro_rules! image_test {
+    ($test:ident, $file:expr, $format:expr, $table:expr, $fs:expr) => {
+        #[test]
+        fn $test() {
+            let Some(fx) = fixture() else { return };
+            check_image(&fx, $file, $format, $table, $fs);
+        }
+    };
+}
+
+image_test!(bare_ext4, "root.ext4", ImageFormat::Raw, TableKind::None, "ext4");
+image_test!(bare_xfs, "root.xfs", ImageFormat::Raw, TableKind::None, "xfs");
+image_test!(gpt_ext4_raw, "disk-gpt-ext4.raw", ImageFormat::Raw, TableKind::Gpt, "ext4");
+image_test!(gpt_xfs_raw, "disk-gpt-xfs.raw", ImageFormat::Raw, TableKind::Gpt, "xfs");
+image_test!(mbr_ext4_raw, "disk-mbr-ext4.raw", ImageFormat::Raw, TableKind::Mbr, "ext4");
+image_test!(gpt_ext4_qcow2, "disk-gpt-ext4.qcow2", ImageFormat::Qcow2, TableKind::Gpt, "ext4");
+image_test!(gpt_xfs_qcow2, "disk-gpt-xfs.qcow2", ImageFormat::Qcow2, TableKind::Gpt, "xfs");
+image_test!(gpt_ext4_vmdk_stream_optimized, "disk-gpt-ext4.vmdk", ImageFormat::VmdkSparse, TableKind::Gpt, "ext4");
+image_test!(gpt_xfs_vmdk_monolithic_sparse, "disk-gpt-xfs.vmdk", ImageFormat::VmdkSparse, TableKind::Gpt, "xfs");
+image_test!(ext4_inline_data, "inline.ext4", ImageFormat::Raw, TableKind::None, "ext4");
+image_test!(ext2, "plain.ext2", ImageFormat::Raw, TableKind::None, "ext2");
+image_test!(ext3, "plain.ext3", ImageFormat::Raw, TableKind::None, "ext3");
+image_test!(ext4_1k_blocks_meta_bg, "bigblock.ext4", ImageFormat::Raw, TableKind::None, "ext4");
+image_test!(xfs_v4, "v4.xfs", ImageFormat::Raw, TableKind::None, "xfs");
+image_test!(mbr_logical_partition, "mbr-logical.raw", ImageFormat::Raw, TableKind::Mbr, "ext4");
+image_test!(qcow2_compressed, "compressed.qcow2", ImageFormat::Qcow2, TableKind::Mbr, "ext4");
+image_test!(qcow2_v2, "v2.qcow2", ImageFormat::Qcow2, TableKind::Gpt, "xfs");
+image_test!(disk_without_partition_table, "no-table.raw", ImageFormat::Raw, TableKind::None, "ext4");
+image_test!(qcow2_backing_chain, "overlay.qcow2", ImageFormat::Qcow2, TableKind::Mbr, "ext4");
+
+#[test]
+fn ext2_is_flagged_for_eligibility() {
+    let Some(fx) = fixture() else { return };
+    let t = open_image(&fx.image("plain.ext2"), &Limits::default()).unwrap();
+    assert!(t.notes.iter().any(|n| n.contains("ext2") && n.contains("ext3, ext4 and xfs")), "{:?}", t.notes);
+}
+
+#[test]
+fn volumes_are_listed_with_ids() {
+    let Some(fx) = fixture() else { return };
+    let t = open_image(&fx.image("disk-gpt-ext4.raw"), &Limits::default()).unwrap();
+    let names: Vec<_> = t.volumes.iter().map(|v| (v.partition, v.fs_type.clone())).collect();
+    assert_eq!(names, vec![(Some(1), Some("ext4".into())), (Some(14), None), (Some(15), Some("vfat".into()))]);
+    let root = &t.volumes[0];
+    assert_eq!(root.uuid.as_deref(), Some("6d1d2a9e-7b3c-4c43-9d7e-0e4a5d1f0001"));
+    assert_eq!(root.label.as_deref(), Some("rootfs"));
+    assert_eq!(root.part_uuid.as_deref(), Some("6d1d2a9e-0000-4000-8000-0000000000e3"));
+    assert_eq!(root.part_label.as_deref(), Some("cloudimg-rootfs"));
+    assert!(t.notes.iter().any(|n| n.contains("partition 15") && n.contains("vfat")), "{:?}", t.notes);
+    let mbr = open_image(&fx.image("mbr-logical.raw"), &Limits::default()).unwrap();
+    let parts: Vec<_> = mbr.volumes.iter().map(|v| (v.partition, v.part_uuid.clone())).collect();
+    assert_eq!(parts, vec![(Some(1), Some("0badcafe-01".into())), (Some(5), Some("0badcafe-05".into())), (Some(6), Some("0badcafe-06".into()))]);
+}
+
+#[test]
+fn fstab_mounts_compose_the_tree() {
+    let Some(fx) = fixture() else { return };
+    let t = open_image(&fx.image("split.raw"), &Limits::default()).unwrap();
+    let var = t.volumes.iter().find(|v| v.partition == Some(2)).unwrap();
+    assert_eq!(var.fs_type.as_deref(), Some("xfs"));
+    assert_eq!(var.mount_point.as_deref(), Some(Path::new("/var")));
+    assert!(t.notes.iter().any(|n| n.contains("/home") && n.contains("no such volume")), "{:?}", t.notes);
+    let mut got = fs_tree(&**t.root.raw());
+    got.remove(Path::new("/lost+found"));
+    let mut expected = host_tree(&fx.tree);
+    // The only difference from the source tree: the fstab that mounts /var.
+    let fstab = PathBuf::from("/etc/fstab");
+    expected.remove(&fstab);
+    got.remove(&fstab);
+    assert_same_tree("split.raw", &expected, &got);
+    assert!(t.root.read("/var/lib/dpkg/status").unwrap().starts_with(b"Package: base-files"));
+    // Walking the composed tree does not mistake the mounted root for a directory cycle.
+    let errors = t.root.walk("/", &kensa_fs::WalkOptions::default(), |_| kensa_fs::walk::Visit::Continue);
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn limits_refuse_with_the_reason() {
+    let Some(fx) = fixture() else { return };
+    let small = Limits { max_total_bytes: 100 << 20, ..Limits::default() };
+    let e = open_image(&fx.image("disk-gpt-ext4.raw"), &small).unwrap_err().to_string();
+    assert!(e.contains("not eligible") && e.contains("limit"), "{e}");
+    let few = Limits { max_volumes: 2, ..Limits::default() };
+    let e = open_image(&fx.image("disk-gpt-ext4.raw"), &few).unwrap_err().to_string();
+    assert!(e.contains("3 volumes"), "{e}");
+}
+
+#[test]
+fn content_detection_ignores_file_names() {
+    let Some(fx) = fixture() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let disguised = dir.path().join("disk.raw");
+    std::fs::copy(fx.image("disk-gpt-xfs.qcow2"), &disguised).unwrap();
+    assert_eq!(open_image(&disguised, &Limits::default()).unwrap().format, ImageFormat::Qcow2);
+    assert!(kensa_disk::is_disk_image(&disguised));
+    assert!(kensa_disk::is_disk_image(&fx.image("root.xfs")));
+    assert!(!kensa_disk::is_disk_image(&fx.tree.join("etc/hostname")));
+}
