@@ -36,7 +36,7 @@ pub mod cvss;
 pub mod import;
 pub mod model;
 pub mod schema;
-// pub mod update;
+pub mod update;
 mod store;
 
 use std::path::{Path, PathBuf};

@@ -148,6 +148,13 @@ fn read_bounded(r: impl Read, name: &str) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Imports a downloaded file (archive or document) named `name` inside a caller's transaction.
+pub fn import_document_bytes(w: &mut Writer<'_>, name: &str, bytes: Vec<u8>) -> Result<ImportReport> {
+    let mut report = ImportReport::default();
+    import_bytes(w, name, bytes, &mut report)?;
+    Ok(report)
+}
+
 /// A file's bytes: an archive (zip, tar.gz, gzip) or one document.
 fn import_bytes(w: &mut Writer<'_>, name: &str, bytes: Vec<u8>, report: &mut ImportReport) -> Result<()> {
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
