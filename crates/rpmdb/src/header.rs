@@ -112,6 +112,9 @@ struct Entry {
 /// A parsed view of one header blob.
 pub struct Header<'a> {
     entries: Vec<Entry>,
+    /// Number of index entries in the leading region (0 when there is none): the entries after it
+    /// are dribbles, which replace region entries of the same tag (rpm's `headerImport`).
+    region_len: usize,
     store: &'a [u8],
 }
 
@@ -149,11 +152,14 @@ impl<'a> Header<'a> {
             // (a package whose file list is damaged is still listed).
             entries.push(Entry { tag, ty, offset, count: count as usize });
         }
-        Ok(Header { entries, store })
+        let region_len = region_len(&entries, store);
+        Ok(Header { entries, store, region_len })
     }
 
+    /// The entry rpm would use for `tag`: a dribble entry over a region entry, the first otherwise.
     fn entry(&self, tag: i32) -> Option<Entry> {
-        self.entries.iter().rev().find(|e| e.tag == tag).copied()
+        let (region, dribbles) = self.entries.split_at(self.region_len);
+        dribbles.iter().rev().find(|e| e.tag == tag).or_else(|| region.iter().find(|e| e.tag == tag)).copied()
     }
 
     /// True when the header has an entry for `tag`.
@@ -258,6 +264,30 @@ impl<'a> Header<'a> {
         }
         Ok(Some(self.bytes(&e, 1)?))
     }
+}
+
+/// Region tags: HEADERIMAGE, HEADERSIGNATURES, HEADERIMMUTABLE.
+const REGION_TAGS: [i32; 3] = [61, 62, 63];
+
+/// The entry count of the region the index starts with, from its trailer (a 16-byte entry in the
+/// data store whose negative offset is minus the region's index size). A missing or implausible
+/// trailer means no region: every entry then counts as a dribble, and the last entry of a tag wins.
+fn region_len(entries: &[Entry], store: &[u8]) -> usize {
+    let Some(first) = entries.first() else { return 0 };
+    if !REGION_TAGS.contains(&first.tag) || first.ty != ty::BIN || first.count != 16 || first.offset < 0 {
+        return 0;
+    }
+    let off = first.offset as usize;
+    let Some(trailer) = store.get(off..off + 16) else { return 0 };
+    let trailer_offset = be32(trailer, 8) as i32;
+    if trailer_offset >= 0 || trailer_offset % 16 != 0 {
+        return 0;
+    }
+    let ril = (trailer_offset.unsigned_abs() / 16) as usize;
+    if ril == 0 || ril > entries.len() {
+        return 0;
+    }
+    ril
 }
 
 /// The package fields kensa needs from one installed header.

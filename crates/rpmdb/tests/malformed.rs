@@ -259,3 +259,47 @@ fn mutated_sqlite() {
 fn mutated_berkeley_db() {
     mutate_database("rpmdb/centos7-plain/Packages", 144, 30);
 }
+
+/// An installed header: an immutable region (tag 63 + trailer) followed by dribble entries that rpm
+/// adds at install time; a dribble replaces the region's entry of the same tag.
+#[test]
+fn dribble_entries_replace_region_entries() {
+    let region = header(&[
+        (tag::NAME, Val::Str("bash")),
+        (tag::VERSION, Val::Str("5.1.8")),
+        (tag::RELEASE, Val::Str("9.el9")),
+        (tag::VENDOR, Val::Str("packager")),
+        (tag::ARCH, Val::Str("x86_64")),
+    ]);
+    // Rebuild as: [63 region entry][5 region entries][1 dribble], store = region data + trailer + dribble data.
+    let il = 5usize;
+    let region_index = &region[8..8 + il * 16];
+    let mut store = region[8 + il * 16..].to_vec();
+    let trailer_at = store.len() as u32;
+    let ril = (il + 1) as i32;
+    store.extend_from_slice(&63i32.to_be_bytes());
+    store.extend_from_slice(&7u32.to_be_bytes());
+    store.extend_from_slice(&(-(ril * 16)).to_be_bytes());
+    store.extend_from_slice(&16u32.to_be_bytes());
+    let dribble_at = store.len() as u32;
+    store.extend_from_slice(b"installer\0");
+    let mut blob = Vec::new();
+    blob.extend_from_slice(&((il + 2) as u32).to_be_bytes());
+    blob.extend_from_slice(&(store.len() as u32).to_be_bytes());
+    for (t, ty, off, count) in [(63i32, 7u32, trailer_at, 16u32)] {
+        blob.extend_from_slice(&t.to_be_bytes());
+        blob.extend_from_slice(&ty.to_be_bytes());
+        blob.extend_from_slice(&off.to_be_bytes());
+        blob.extend_from_slice(&count.to_be_bytes());
+    }
+    blob.extend_from_slice(region_index);
+    for (t, ty, off, count) in [(tag::VENDOR, STRING, dribble_at, 1u32)] {
+        blob.extend_from_slice(&t.to_be_bytes());
+        blob.extend_from_slice(&ty.to_be_bytes());
+        blob.extend_from_slice(&off.to_be_bytes());
+        blob.extend_from_slice(&count.to_be_bytes());
+    }
+    blob.extend(store);
+    let p = parse_package(&blob).unwrap();
+    assert_eq!((p.name.as_str(), p.arch.as_str(), p.vendor.as_str()), ("bash", "x86_64", "installer"));
+}

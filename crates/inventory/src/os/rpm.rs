@@ -5,7 +5,7 @@
 //! and openSUSE moved it to `/usr/lib/sysimage/rpm` and left `/var/lib/rpm` as a symlink to it,
 //! which [`kensa_fs::Root`] resolves inside the target. So `/var/lib/rpm` is tried first (a real
 //! directory there is the live database of a distribution that never moved) and then
-//! `/usr/lib/sysimage/rpm`. In a directory, the newest format present wins (sqlite, then ndb, then
+//! `/usr/lib/sysimage/rpm`, then `/usr/share/rpm`. In a directory, the newest format present wins (sqlite, then ndb, then
 //! Berkeley DB, which is what an rpm that converted its database leaves behind); the format is then
 //! detected from the file's content, not its name. Empty files are skipped.
 
@@ -20,8 +20,9 @@ use crate::CatalogContext;
 
 const CATALOGER: &str = "rpm";
 
-/// Database directories, in the order they are tried.
-pub const DB_DIRS: &[&str] = &["/var/lib/rpm", "/usr/lib/sysimage/rpm"];
+/// Database directories, in the order they are tried (`/usr/share/rpm`: rpm-ostree systems such as
+/// Fedora CoreOS keep the database there, as Syft also looks).
+pub const DB_DIRS: &[&str] = &["/var/lib/rpm", "/usr/lib/sysimage/rpm", "/usr/share/rpm"];
 /// Database file names in one directory, newest format first.
 pub const DB_FILES: &[&str] = &["rpmdb.sqlite", "Packages.db", "Packages"];
 
