@@ -13,6 +13,8 @@ pub struct ScanOptions {
     pub target_name: Option<String>,
     /// Skip the OS package databases (rpm, dpkg, apk).
     pub skip_os_packages: bool,
+    /// Which paths language packages are looked for in (default: everywhere; `off` for none).
+    pub deep_inspection: crate::lang::DeepInspection,
 }
 
 /// A cataloger: appends packages and warnings, never fails as a whole.
@@ -33,6 +35,11 @@ pub fn scan(root: &Root, opts: &ScanOptions) -> Inventory {
             let _span = tracing::debug_span!("cataloger", name).entered();
             cataloger(&ctx, &mut inv);
         }
+    }
+    {
+        let _span = tracing::debug_span!("cataloger", name = "deep-inspection").entered();
+        crate::lang::catalog(&ctx, &opts.deep_inspection, &mut inv);
+        crate::ownership::mark_owned(root, &mut inv);
     }
     sort_packages(&mut inv.packages);
     inv

@@ -4,11 +4,11 @@
 //! Identification, per archive:
 //! 1. every `META-INF/maven/<group>/<artifact>/pom.properties` is a package (shaded JARs carry
 //!    several; each is reported);
-//! 2. with none, the archive itself is one package: name and version from the file name
+//! 2. unless one of those is the archive's own (same artifact name or same version), the archive
+//!    itself is a package: name and version from the file name
 //!    (`commons-io-2.11.0.jar`), completed from MANIFEST.MF (`Implementation-Version`,
-//!    `Specification-Version`, `Bundle-Version`); the Maven group is the manifest's
-//!    `Extension-Name` when it is an identifier, else the artifact name (as Syft does when it finds
-//!    no group);
+//!    `Specification-Version`, `Bundle-Version`); the Maven group is guessed from the manifest the
+//!    way Syft does ([`manifest_group`]), else it is the artifact name (as Syft does too);
 //! 3. nested archives (`WEB-INF/lib/*.jar`, `BOOT-INF/lib/*.jar`, an EAR's modules, ...) are read
 //!    from memory (size-capped) and identified the same way, recursively, with locations like
 //!    `/opt/app/app.war!WEB-INF/lib/foo.jar`.
@@ -81,8 +81,31 @@ pub fn split_file_name(stem: &str) -> (String, String) {
     (stem.to_string(), String::new())
 }
 
-fn is_identifier(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+/// Manifest fields that may hold a group id, most telling first (Syft's lists, so that kensa and
+/// Syft/Grype name manifest-only archives alike).
+const PRIMARY_GROUP_FIELDS: &[&str] =
+    &["Group-Id", "Bundle-SymbolicName", "Extension-Name", "Specification-Vendor", "Implementation-Vendor", "Implementation-Vendor-Id", "Implementation-Title", "Bundle-Activator"];
+const SECONDARY_GROUP_FIELDS: &[&str] = &["Automatic-Module-Name", "Main-Class", "Package"];
+const GROUP_PREFIXES: &[&str] = &["com", "org", "net", "io", "be"];
+
+/// The group of an archive without pom.properties, guessed from its manifest as Syft does: the
+/// values of the primary fields (else the secondary ones) that start like a reverse domain name,
+/// OSGi directives removed, the alphabetically first. `None` when nothing looks like a group.
+pub fn manifest_group(manifest: &BTreeMap<String, String>) -> Option<String> {
+    for fields in [PRIMARY_GROUP_FIELDS, SECONDARY_GROUP_FIELDS] {
+        let mut candidates: Vec<String> = fields
+            .iter()
+            .filter_map(|f| manifest.get(*f))
+            .filter(|v| GROUP_PREFIXES.iter().any(|p| v.starts_with(p)))
+            .map(|v| v.split(';').next().unwrap().split('#').next().unwrap().trim().to_string())
+            .filter(|v| !v.is_empty() && !v.contains(char::is_whitespace))
+            .collect();
+        candidates.sort();
+        if let Some(first) = candidates.into_iter().next() {
+            return Some(first);
+        }
+    }
+    None
 }
 
 fn maven_package(group: &str, artifact: &str, version: &str, location: &str, source: &str) -> Package {
@@ -152,7 +175,7 @@ fn scan<R: Read + Seek>(
             n.starts_with("META-INF/maven/") && n.ends_with("/pom.properties")
         })
         .collect();
-    let mut found = 0;
+    let mut from_poms: Vec<(String, String)> = Vec::new();
     for i in poms {
         let Some(text) = read_text(zip, i, budget, warnings) else { continue };
         let props = parse_properties(&text);
@@ -165,25 +188,31 @@ fn scan<R: Read + Seek>(
         let mut p = maven_package(g, a, v, location, "pom.properties");
         p.metadata.insert("pomProperties".into(), zip.entries[i].name.clone());
         out.push(p);
-        found += 1;
+        from_poms.push((a.to_string(), v.to_string()));
     }
-    // 2. the archive itself, from its name and manifest
-    if found == 0 {
-        let manifest = zip.find("META-INF/MANIFEST.MF").and_then(|i| read_text(zip, i, budget, warnings)).map(|t| parse_manifest(&t)).unwrap_or_default();
-        let stem = file_name.rsplit_once('.').map(|(s, _)| s).unwrap_or(file_name);
-        let (mut name, mut version) = split_file_name(stem);
-        let m = |k: &str| manifest.get(k).map(String::as_str).filter(|v| !v.is_empty());
-        if version.is_empty() {
-            version = m("Implementation-Version").or(m("Specification-Version")).or(m("Bundle-Version")).unwrap_or("").to_string();
-        }
-        if name.is_empty() {
-            name = m("Bundle-SymbolicName").or(m("Implementation-Title")).unwrap_or("").to_string();
-        }
-        if !name.is_empty() {
-            let group = m("Extension-Name").filter(|g| is_identifier(g)).unwrap_or(&name).to_string();
-            let source = if manifest.is_empty() { "filename" } else { "manifest" };
-            out.push(maven_package(&group, &name, &version, location, source));
-        }
+    // 2. the archive itself, from its name and manifest, unless a pom.properties already names it
+    let manifest = zip.find("META-INF/MANIFEST.MF").and_then(|i| read_text(zip, i, budget, warnings)).map(|t| parse_manifest(&t)).unwrap_or_default();
+    let stem = file_name.rsplit_once('.').map(|(s, _)| s).unwrap_or(file_name);
+    let (mut name, mut version) = split_file_name(stem);
+    let m = |k: &str| manifest.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if version.is_empty() {
+        version = m("Implementation-Version").or(m("Specification-Version")).or(m("Bundle-Version")).unwrap_or("").to_string();
+    }
+    if name.is_empty() {
+        name = m("Bundle-SymbolicName").or(m("Implementation-Title")).unwrap_or("").to_string();
+    }
+    // A pom.properties is the archive's own when its artifact is the file's name or its version
+    // is the archive's (`maven3-core.jar` holding maven-core 3.8.7); an archive with only shaded
+    // poms of other versions (`guice.jar` 4.2.3 holding cglib 3.2.12) is reported itself too.
+    let comparable = |s: &str| s.to_ascii_lowercase().replace(['_', '.'], "-");
+    let versions: Vec<&str> = [Some(version.as_str()), m("Implementation-Version"), m("Bundle-Version"), m("Specification-Version")].into_iter().flatten().collect();
+    let covered = !from_poms.is_empty()
+        && (version.is_empty()
+            || from_poms.iter().any(|(a, v)| comparable(a) == comparable(&name) || comparable(a) == comparable(stem) || versions.contains(&v.as_str())));
+    if !name.is_empty() && !covered {
+        let group = manifest_group(&manifest).unwrap_or_else(|| name.clone());
+        let source = if manifest.is_empty() { "filename" } else { "manifest" };
+        out.push(maven_package(&group, &name, &version, location, source));
     }
     // 3. nested archives
     let nested: Vec<usize> = (0..zip.entries.len()).filter(|&i| !zip.entries[i].is_dir() && has_java_extension(&zip.entries[i].name)).collect();

@@ -1,0 +1,174 @@
+//! Deep inspection of the realistic Debian 12 tree (`kensa_testdata::debian_rootfs()`), compared
+//! with Syft (the reference) and with the tree's own layout record.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use kensa_fs::Root;
+use kensa_inventory::lang::{self, DeepInspection};
+use kensa_inventory::{CatalogContext, Inventory};
+
+fn deep(dir: &Path, policy: &DeepInspection) -> Inventory {
+    let root = Root::dir(dir).unwrap();
+    let mut inv = Inventory::default();
+    lang::catalog(&CatalogContext { root: &root, os: None }, policy, &mut inv);
+    inv
+}
+
+fn strip_qualifiers(purl: &str) -> &str {
+    purl.split(['?', '#']).next().unwrap()
+}
+
+/// (purl, file on disk) of every language package kensa finds; nested archives count as their
+/// outermost file, as Syft reports them.
+fn kensa_set(inv: &Inventory) -> BTreeSet<(String, String)> {
+    inv.packages
+        .iter()
+        .filter(|p| matches!(p.package_type.as_str(), "pypi" | "npm" | "maven"))
+        .map(|p| (p.purl.clone(), p.path().split('!').next().unwrap().to_string()))
+        .collect()
+}
+
+/// Syft's findings that kensa deliberately does not reproduce, each with the reason
+/// (docs/deep-inspection.md explains them). Anything else Syft finds, kensa must find too.
+fn deliberate_difference(purl: &str, path: &str, kensa: &BTreeSet<(String, String)>) -> Option<&'static str> {
+    // 1. The project's own package.json outside node_modules is not an installed package.
+    if purl.starts_with("pkg:npm/") && !path.contains("/node_modules/") {
+        return Some("project package.json, not installed");
+    }
+    if let Some(rest) = purl.strip_prefix("pkg:maven/") {
+        let kensa_at_path: Vec<&str> = kensa.iter().filter(|(_, p)| p == path).map(|(u, _)| u.as_str()).collect();
+        let (coords, _version) = rest.split_once('@').unwrap_or((rest, ""));
+        // 2. A group taken from a Java class name in the manifest
+        //    (org.apache.maven.artifact.versioning.ComparableVersion/maven3-artifact).
+        //    kensa reports the jar's pom.properties (org.apache.maven/maven-artifact), as Syft also does.
+        if coords.split('/').next().unwrap().split('.').last().is_some_and(|s| s.chars().next().is_some_and(char::is_uppercase)) {
+            return Some("Syft takes a class name (Main-Class) as the group");
+        }
+        // 3. Syft adds a package named after the file (often without a version) next to the
+        //    pom.properties packages of the same archive when the names differ
+        //    (maven3-core.jar holds org.apache.maven:maven-core). kensa trusts pom.properties.
+        let file_stem = Path::new(path).file_stem().unwrap().to_string_lossy().to_string();
+        let artifact = coords.rsplit('/').next().unwrap();
+        if file_stem.starts_with(artifact) && kensa_at_path.iter().any(|u| u.contains("@")) && !kensa_at_path.contains(&purl) {
+            let kensa_has_pom_pkg = kensa_at_path.iter().any(|u| !u.contains(&format!("/{artifact}@")));
+            if kensa_has_pom_pkg {
+                return Some("file-name package beside pom.properties packages");
+            }
+        }
+        // 4. Syft names commons-logging-1.2.jar (and its -api, -adapters siblings) `logging`;
+        //    kensa takes the artifact from the file name: org.apache/commons-logging.
+        if coords == "org.apache/logging" && kensa_at_path.iter().any(|u| u.starts_with("pkg:maven/org.apache/commons-logging")) {
+            return Some("Syft names the commons-logging jars `logging`");
+        }
+    }
+    None
+}
+
+#[test]
+fn same_python_npm_java_packages_as_syft() {
+    let Some(tree) = kensa_testdata::debian_rootfs() else { return };
+    let Some(syft) = kensa_testdata::venv_tool("syft") else { return };
+    let out = Command::new(&syft)
+        .arg(format!("dir:{}", tree.display()))
+        .args(["--override-default-catalogers", "image", "-o", "cyclonedx-json", "-q"])
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .output()
+        .expect("run syft");
+    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("syft cyclonedx json");
+    let mut syft_set = BTreeSet::new();
+    for c in doc["components"].as_array().unwrap() {
+        let purl = c["purl"].as_str().unwrap_or("");
+        if !(purl.starts_with("pkg:pypi/") || purl.starts_with("pkg:npm/") || purl.starts_with("pkg:maven/")) {
+            continue;
+        }
+        let path = c["properties"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "syft:location:0:path"))
+            .and_then(|p| p["value"].as_str())
+            .unwrap_or("")
+            .to_string();
+        syft_set.insert((strip_qualifiers(purl).to_string(), path));
+    }
+    assert!(syft_set.len() > 200, "Syft found only {} language packages", syft_set.len());
+
+    let inv = deep(&tree, &DeepInspection::all());
+    let kensa = kensa_set(&inv);
+    let mut explained: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (purl, path) in &syft_set {
+        if kensa.contains(&(purl.clone(), path.clone())) {
+            continue;
+        }
+        match deliberate_difference(purl, path, &kensa) {
+            Some(why) => explained.entry(why).or_default().push(format!("{purl} at {path}")),
+            None => missing.push(format!("{purl} at {path}")),
+        }
+    }
+    for (why, list) in &explained {
+        eprintln!("deliberate difference ({why}): {list:#?}");
+    }
+    let extra: Vec<_> = kensa.iter().filter(|k| !syft_set.contains(k)).collect();
+    eprintln!("kensa finds {} packages Syft does not: {extra:#?}", extra.len());
+    assert!(missing.is_empty(), "Syft finds, kensa does not: {missing:#?}");
+    // Every difference class above must actually occur (the list stays honest as Syft changes).
+    assert_eq!(explained.len(), 4, "{explained:#?}");
+    // What kensa finds beyond Syft are the correct identities of the jars Syft misnames.
+    for (purl, path) in &extra {
+        assert!(
+            purl.starts_with("pkg:maven/org.apache/commons-logging") && purl.ends_with("@1.2") && path.contains("/commons-logging"),
+            "unexpected extra package {purl} at {path}"
+        );
+    }
+    assert!(inv.warnings.is_empty(), "{:#?}", inv.warnings);
+}
+
+/// The layout record lists, per directory, what the builder put there and whether it lies in the
+/// default deep-inspection paths; agent mode must report exactly the packages of the "yes" rows.
+#[test]
+fn agent_mode_reports_exactly_the_default_paths() {
+    let Some(tree) = kensa_testdata::debian_rootfs() else { return };
+    let layout = std::fs::read_to_string(tree.with_extension("layout.tsv")).expect("layout.tsv");
+    let all = deep(&tree, &DeepInspection::all());
+    let agent = deep(&tree, &DeepInspection::agent());
+    let mut inside_rows = Vec::new();
+    let mut outside_rows = Vec::new();
+    for line in layout.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if !matches!(f[0], "python" | "npm" | "java") {
+            continue;
+        }
+        let dir = f[1].split(' ').next().unwrap().to_string();
+        match f[2] {
+            "yes" => inside_rows.push(dir),
+            "no" => outside_rows.push(dir),
+            other => panic!("unexpected default_deep_path value {other}"),
+        }
+    }
+    let under = |p: &str, dirs: &[String]| dirs.iter().any(|d| p == d || p.starts_with(&format!("{}/", d.trim_end_matches('/'))) || p.starts_with(&format!("{d}!")));
+    // Every package of a "yes" row is in the agent result, none of a "no" row is.
+    let agent_paths: BTreeSet<&str> = agent.packages.iter().map(|p| p.path()).collect();
+    for p in &all.packages {
+        if under(p.path(), &inside_rows) {
+            assert!(agent_paths.contains(p.path()), "agent mode misses {} at {}", p.purl, p.path());
+        }
+    }
+    for p in &agent.packages {
+        assert!(!under(p.path(), &outside_rows), "agent mode reports {} at {} outside the default paths", p.purl, p.path());
+        assert!(
+            lang::AGENT_DEFAULT_PATHS.iter().any(|d| p.path().starts_with(&format!("{d}/"))),
+            "agent mode reports {} at {}",
+            p.purl,
+            p.path()
+        );
+    }
+    // The rows' contents are there: the pip packages of /usr/local and the three global npm packages.
+    let purls: BTreeSet<&str> = agent.packages.iter().map(|p| p.purl.as_str()).collect();
+    for want in ["pkg:pypi/requests@2.25.1", "pkg:pypi/pyjwt@1.7.1", "pkg:npm/semver@7.5.1", "pkg:npm/json5@2.2.1", "pkg:npm/node-fetch@2.6.0", "pkg:maven/com.example/demo-service@2.3.0"] {
+        assert!(purls.contains(want), "{want} missing in agent mode");
+    }
+    assert!(!purls.contains("pkg:pypi/django@3.2.4") && !purls.contains("pkg:npm/express@4.17.1"));
+    assert!(agent.packages.len() < all.packages.len());
+}
