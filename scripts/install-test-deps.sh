@@ -21,6 +21,8 @@ APT_PACKAGES=(
   openscap-scanner openscap-utils ssg-nondebian
   # misc
   python3 python3-venv zip unzip
+  # builds a real Go binary for the Go build-info reader (deep inspection)
+  golang-go
 )
 
 missing=()
