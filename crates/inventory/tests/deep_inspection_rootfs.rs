@@ -172,3 +172,35 @@ fn agent_mode_reports_exactly_the_default_paths() {
     assert!(!purls.contains("pkg:pypi/django@3.2.4") && !purls.contains("pkg:npm/express@4.17.1"));
     assert!(agent.packages.len() < all.packages.len());
 }
+
+/// Debian's own Python packages and JARs are owned by their dpkg packages; what pip, npm and the
+/// test builder installed beside them is not.
+#[test]
+fn os_packages_own_their_language_packages() {
+    let Some(tree) = kensa_testdata::debian_rootfs() else { return };
+    let root = Root::dir(&tree).unwrap();
+    let inv = kensa_inventory::scan(&root, &kensa_inventory::ScanOptions::default());
+    let owner = |purl: &str, path_prefix: &str| {
+        let p = inv
+            .packages
+            .iter()
+            .find(|p| p.purl == purl && p.path().starts_with(path_prefix))
+            .unwrap_or_else(|| panic!("{purl} under {path_prefix} not found"));
+        p.owned_by.as_ref().map(|o| o.name.clone())
+    };
+    assert_eq!(owner("pkg:pypi/requests@2.28.1", "/usr/lib/python3/dist-packages/").as_deref(), Some("python3-requests"));
+    assert_eq!(owner("pkg:pypi/pyyaml@6.0", "/usr/lib/python3/dist-packages/").as_deref(), Some("python3-yaml"));
+    assert_eq!(owner("pkg:maven/org.apache.logging.log4j/log4j-core@2.19.0", "/usr/share/java/").as_deref(), Some("liblog4j2-java"));
+    assert_eq!(owner("pkg:pypi/requests@2.25.1", "/usr/local/lib/"), None);
+    assert_eq!(owner("pkg:npm/semver@7.5.1", "/usr/local/lib/node_modules/"), None);
+    assert_eq!(owner("pkg:maven/commons-io/commons-io@2.11.0", "/usr/lib/legacy-app/"), None);
+    assert_eq!(owner("pkg:maven/org.apache.logging.log4j/log4j-core@2.19.0", "/opt/app/webapp.war"), None);
+    // Every Python package under /usr/lib/python3/dist-packages comes from a Debian package.
+    for p in inv.packages.iter().filter(|p| p.path().starts_with("/usr/lib/python3/dist-packages/")) {
+        assert!(p.owned_by.is_some(), "{} at {} has no owner", p.purl, p.path());
+    }
+    // Nothing outside what dpkg installed is owned.
+    for p in inv.packages.iter().filter(|p| p.owned_by.is_some()) {
+        assert!(p.path().starts_with("/usr/"), "{} at {} owned by {:?}", p.purl, p.path(), p.owned_by);
+    }
+}
