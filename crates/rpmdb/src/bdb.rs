@@ -21,6 +21,9 @@ const P_HASH: u8 = 13;
 const H_KEYDATA: u8 = 1;
 const H_OFFPAGE: u8 = 3;
 
+/// One record found by the bucket scan: its key and where its value is, or why it is unreadable.
+type Record = Result<(u32, Value), DbError>;
+
 /// Where a record's value is.
 #[derive(Debug)]
 enum Value {
@@ -33,7 +36,7 @@ pub(crate) struct Bdb<R> {
     big_endian: bool,
     page_size: usize,
     last_pgno: u32,
-    records: std::vec::IntoIter<Result<(u32, Value), DbError>>,
+    records: std::vec::IntoIter<Record>,
 }
 
 impl<R: Read + Seek> Bdb<R> {
@@ -114,7 +117,7 @@ impl<R: Read + Seek> Bdb<R> {
     }
 
     /// Walks every bucket chain and collects the records (small: keys and overflow references).
-    fn scan_buckets(&mut self, max_bucket: u32, spares: &[u32]) -> Result<Vec<Result<(u32, Value), DbError>>, DbError> {
+    fn scan_buckets(&mut self, max_bucket: u32, spares: &[u32]) -> Result<Vec<Record>, DbError> {
         let mut records = Vec::new();
         let mut page = vec![0u8; self.page_size];
         // Every page belongs to at most one chain: more steps than pages means a loop.
@@ -143,7 +146,7 @@ impl<R: Read + Seek> Bdb<R> {
     }
 
     /// The key/value pairs of one hash page.
-    fn page_items(&self, pgno: u32, page: &[u8], out: &mut Vec<Result<(u32, Value), DbError>>) -> Result<(), DbError> {
+    fn page_items(&self, pgno: u32, page: &[u8], out: &mut Vec<Record>) -> Result<(), DbError> {
         let n = self.u16_at(page, 20) as usize;
         if PAGE_HEADER + 2 * n > self.page_size {
             return Err(DbError::corrupt(format!("page {pgno}: {n} entries do not fit the page")));

@@ -286,19 +286,14 @@ fn dribble_entries_replace_region_entries() {
     let mut blob = Vec::new();
     blob.extend_from_slice(&((il + 2) as u32).to_be_bytes());
     blob.extend_from_slice(&(store.len() as u32).to_be_bytes());
-    for (t, ty, off, count) in [(63i32, 7u32, trailer_at, 16u32)] {
-        blob.extend_from_slice(&t.to_be_bytes());
-        blob.extend_from_slice(&ty.to_be_bytes());
-        blob.extend_from_slice(&off.to_be_bytes());
-        blob.extend_from_slice(&count.to_be_bytes());
-    }
+    let push_entry = |blob: &mut Vec<u8>, t: i32, ty: u32, off: u32, count: u32| {
+        for word in [t as u32, ty, off, count] {
+            blob.extend_from_slice(&word.to_be_bytes());
+        }
+    };
+    push_entry(&mut blob, 63, 7, trailer_at, 16);
     blob.extend_from_slice(region_index);
-    for (t, ty, off, count) in [(tag::VENDOR, STRING, dribble_at, 1u32)] {
-        blob.extend_from_slice(&t.to_be_bytes());
-        blob.extend_from_slice(&ty.to_be_bytes());
-        blob.extend_from_slice(&off.to_be_bytes());
-        blob.extend_from_slice(&count.to_be_bytes());
-    }
+    push_entry(&mut blob, tag::VENDOR, STRING, dribble_at, 1);
     blob.extend(store);
     let p = parse_package(&blob).unwrap();
     assert_eq!((p.name.as_str(), p.arch.as_str(), p.vendor.as_str()), ("bash", "x86_64", "installer"));

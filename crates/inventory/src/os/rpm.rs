@@ -54,11 +54,15 @@ pub fn catalog(ctx: &CatalogContext, inv: &mut Inventory) {
         Err(e) => return warn(inv, format!("cannot read the rpm database: {e}"), true),
     };
     let backend = db.backend();
+    let mut unreadable = 0usize;
     for record in db.packages() {
         let (_, pkg) = match record {
             Ok(r) => r,
             Err(e) => {
-                warn(inv, format!("{} rpm database: {e}; that package is missing from the results", backend.as_str()), true);
+                unreadable += 1;
+                if unreadable <= MAX_RECORD_WARNINGS {
+                    warn(inv, format!("{} rpm database: {e}; that package is missing from the results", backend.as_str()), true);
+                }
                 continue;
             }
         };
@@ -70,7 +74,14 @@ pub fn catalog(ctx: &CatalogContext, inv: &mut Inventory) {
         }
         inv.packages.push(to_package(pkg, ctx.os, &path_str));
     }
+    if unreadable > MAX_RECORD_WARNINGS {
+        let more = unreadable - MAX_RECORD_WARNINGS;
+        warn(inv, format!("{more} more unreadable records in the {} rpm database ({unreadable} in all)", backend.as_str()), true);
+    }
 }
+
+/// A badly damaged database would otherwise produce one warning per record.
+const MAX_RECORD_WARNINGS: usize = 10;
 
 fn open(root: &Root, db_path: &Path) -> Result<PackageDb, String> {
     let file = root.open(db_path).map_err(|e| e.to_string())?;
