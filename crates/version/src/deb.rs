@@ -36,88 +36,8 @@ fn is_blank(c: u8) -> bool {
 /// dpkg's `parseversion()`: the parsed version and the warning dpkg would print, or the hard
 /// error.
 pub fn parse_version(s: &str) -> Result<(VersionRef<'_>, Option<&'static str>), &'static str> {
-    let bytes = s.as_bytes();
-    if bytes.contains(&0) {
-        return Err("version string contains a NUL byte");
-    }
-    let mut start = 0;
-    while start < bytes.len() && is_blank(bytes[start]) {
-        start += 1;
-    }
-    if start == bytes.len() {
-        return Err("version string is empty");
-    }
-    let mut end = start;
-    while end < bytes.len() && !is_blank(bytes[end]) {
-        end += 1;
-    }
-    if bytes[end..].iter().any(|&c| !is_blank(c)) {
-        return Err("version string has embedded spaces");
-    }
-    let mut epoch = 0u32;
-    let mut body = start;
-    if let Some(colon) = s[start..].find(':').map(|n| start + n) {
-        // strtol(): leading whitespace, an optional sign, digits.
-        let mut p = start;
-        while p < bytes.len() && matches!(bytes[p], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-            p += 1;
-        }
-        let negative = match bytes.get(p) {
-            Some(b'-') => {
-                p += 1;
-                true
-            }
-            Some(b'+') => {
-                p += 1;
-                false
-            }
-            _ => false,
-        };
-        let digits_start = p;
-        let mut value: u64 = 0;
-        let mut overflow = false;
-        while p < bytes.len() && bytes[p].is_ascii_digit() {
-            value = match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(bytes[p] - b'0'))) {
-                Some(v) => v,
-                None => {
-                    overflow = true;
-                    u64::MAX
-                }
-            };
-            p += 1;
-        }
-        if p == digits_start {
-            return Err("epoch in version is empty");
-        }
-        if p != colon {
-            return Err("epoch in version is not number");
-        }
-        if negative && value != 0 {
-            return Err("epoch in version is negative");
-        }
-        if overflow || value > i32::MAX as u64 {
-            return Err("epoch in version is too big");
-        }
-        if colon + 1 >= bytes.len() {
-            return Err("nothing after colon in version number");
-        }
-        epoch = value as u32;
-        body = colon + 1;
-    }
-    let version = if body <= end { &s[body..end] } else { "" };
-    let (upstream, revision) = match version.rfind('-') {
-        Some(n) => {
-            if n + 1 == version.len() {
-                return Err("revision number is empty");
-            }
-            (&version[..n], &version[n + 1..])
-        }
-        None => (version, ""),
-    };
-    if upstream.is_empty() {
-        return Err("upstream version is empty");
-    }
-    let parsed = VersionRef { epoch, upstream, revision };
+    let parsed = split(s)?;
+    let (upstream, revision) = (parsed.upstream, parsed.revision);
     let warning = if !upstream.as_bytes()[0].is_ascii_digit() {
         Some("version number does not start with digit")
     } else if upstream.bytes().any(|c| !c.is_ascii_alphanumeric() && !b".-+~:".contains(&c)) {
@@ -128,6 +48,106 @@ pub fn parse_version(s: &str) -> Result<(VersionRef<'_>, Option<&'static str>), 
         None
     };
     Ok((parsed, warning))
+}
+
+/// The hard-error part of `parseversion()` (what `dpkg --compare-versions` refuses), in one
+/// pass over the common case.
+fn split(s: &str) -> Result<VersionRef<'_>, &'static str> {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    while start < bytes.len() && is_blank(bytes[start]) {
+        start += 1;
+    }
+    if start == bytes.len() {
+        return Err("version string is empty");
+    }
+    // One scan: the end of the first word, the first ':' and the last '-' in it.
+    let (mut end, mut colon, mut hyphen) = (start, None, None);
+    while end < bytes.len() {
+        match bytes[end] {
+            b' ' | b'\t' => break,
+            0 => return Err("version string contains a NUL byte"),
+            b':' if colon.is_none() => colon = Some(end),
+            b'-' => hyphen = Some(end),
+            _ => {}
+        }
+        end += 1;
+    }
+    if bytes[end..].iter().any(|&c| !is_blank(c)) {
+        if bytes[end..].contains(&0) {
+            return Err("version string contains a NUL byte");
+        }
+        return Err("version string has embedded spaces");
+    }
+    let mut epoch = 0u32;
+    let mut body = start;
+    if let Some(colon) = colon {
+        epoch = parse_epoch(bytes, start, colon)?;
+        if colon + 1 >= bytes.len() {
+            return Err("nothing after colon in version number");
+        }
+        body = colon + 1;
+    }
+    let body_end = end.max(body);
+    let (upstream, revision) = match hyphen.filter(|&h| h >= body) {
+        Some(h) => {
+            if h + 1 == body_end {
+                return Err("revision number is empty");
+            }
+            (&s[body..h], &s[h + 1..body_end])
+        }
+        None => (&s[body..body_end], ""),
+    };
+    if upstream.is_empty() {
+        return Err("upstream version is empty");
+    }
+    Ok(VersionRef { epoch, upstream, revision })
+}
+
+/// The epoch as dpkg reads it with `strtol()`: whitespace, an optional sign, digits, which
+/// must end exactly at the colon.
+fn parse_epoch(bytes: &[u8], start: usize, colon: usize) -> Result<u32, &'static str> {
+    let mut p = start;
+    while p < bytes.len() && matches!(bytes[p], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        p += 1;
+    }
+    let negative = match bytes.get(p) {
+        Some(b'-') => {
+            p += 1;
+            true
+        }
+        Some(b'+') => {
+            p += 1;
+            false
+        }
+        _ => false,
+    };
+    let digits_start = p;
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    while p < bytes.len() && bytes[p].is_ascii_digit() {
+        value = match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(bytes[p] - b'0'))) {
+            Some(v) => v,
+            None => {
+                overflow = true;
+                u64::MAX
+            }
+        };
+        p += 1;
+    }
+    if p == digits_start {
+        return Err("epoch in version is empty");
+    }
+    if p != colon {
+        return Err("epoch in version is not number");
+    }
+    if negative && value != 0 {
+        return Err("epoch in version is negative");
+    }
+    if overflow || value > i32::MAX as u64 {
+        return Err("epoch in version is too big");
+    }
+    Ok(value as u32)
 }
 
 /// Whether dpkg accepts `s` cleanly, with a warning, or not at all.
@@ -142,7 +162,7 @@ pub fn validate(s: &str) -> Validity {
 impl<'a> VersionRef<'a> {
     /// Parses as `dpkg --compare-versions` does: hard errors fail, warnings are accepted.
     pub fn parse(s: &'a str) -> Result<VersionRef<'a>, VersionError> {
-        parse_version(s).map(|(v, _)| v).map_err(|e| VersionError::new(Scheme::Deb, s, e))
+        split(s).map_err(|e| VersionError::new(Scheme::Deb, s, e))
     }
 }
 
@@ -180,6 +200,9 @@ fn order(c: u8) -> i32 {
 
 /// dpkg's `verrevcmp()` on an upstream version or a revision.
 pub fn verrevcmp(a: &str, b: &str) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let at = |s: &[u8], k: usize| -> u8 { if k < s.len() { s[k] } else { 0 } };
     let (mut i, mut j) = (0usize, 0usize);

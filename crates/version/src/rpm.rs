@@ -16,6 +16,9 @@ pub fn vercmp(a: &str, b: &str) -> Ordering {
 
 /// [`vercmp`] on bytes (C strings end at the first NUL, so do these).
 pub fn vercmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
     let a = until_nul(a);
     let b = until_nul(b);
     if a == b {
