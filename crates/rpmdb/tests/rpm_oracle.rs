@@ -133,18 +133,26 @@ fn ours(db_file: &Path, backend: Backend) -> Vec<String> {
 }
 
 /// Writes the sqlite database's header blobs into a Berkeley DB hash `Packages` with db5.3_load.
-fn write_bdb(sqlite_db: &Path, out_dir: &Path, big_endian: bool, page_size: u32) {
+/// `copies` > 1 stores every header that many times (under distinct keys) and `ffactor` packs that
+/// many records per bucket, so buckets continue on chained hash pages.
+fn write_bdb(sqlite_db: &Path, out_dir: &Path, big_endian: bool, page_size: u32, copies: u32, ffactor: Option<u32>) {
     let conn = rusqlite::Connection::open(sqlite_db).unwrap();
     let mut stmt = conn.prepare("SELECT hnum, blob FROM Packages ORDER BY hnum").unwrap();
     let rows: Vec<(u32, Vec<u8>)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let key = |n: u32| if big_endian { n.to_be_bytes() } else { n.to_le_bytes() };
-    let mut dump = format!("VERSION=3\nformat=bytevalue\ntype=hash\ndb_pagesize={page_size}\nHEADER=END\n");
+    let mut dump = format!("VERSION=3\nformat=bytevalue\ntype=hash\ndb_pagesize={page_size}\n");
+    if let Some(f) = ffactor {
+        writeln!(dump, "h_ffactor={f}").unwrap();
+    }
+    dump.push_str("HEADER=END\n");
     // Record 0: rpm's next-header-number counter, which readers must skip.
-    let next = rows.iter().map(|r| r.0).max().unwrap() + 1;
+    let next = rows.iter().map(|r| r.0).max().unwrap() + 1000 * copies;
     writeln!(dump, " {}\n {}", hex(&key(0)), hex(&key(next))).unwrap();
-    for (n, blob) in &rows {
-        writeln!(dump, " {}\n {}", hex(&key(*n)), hex(blob)).unwrap();
+    for copy in 0..copies {
+        for (n, blob) in &rows {
+            writeln!(dump, " {}\n {}", hex(&key(n + 1000 * copy)), hex(blob)).unwrap();
+        }
     }
     dump.push_str("DATA=END\n");
     std::fs::create_dir_all(out_dir).unwrap();
@@ -153,6 +161,16 @@ fn write_bdb(sqlite_db: &Path, out_dir: &Path, big_endian: bool, page_size: u32)
     let lorder = if big_endian { "4321" } else { "1234" };
     run(Command::new("db5.3_load").args(["-c", &format!("db_lorder={lorder}"), "-f"]).arg(&input).arg(out_dir.join("Packages")));
     std::fs::remove_file(input).unwrap();
+}
+
+/// Whether some hash page (type 13, or 2 for old databases) has a next page: a bucket chain.
+fn has_hash_chains(db: &Path, big_endian: bool, page_size: u32) -> bool {
+    let bytes = std::fs::read(db).unwrap();
+    bytes.chunks(page_size as usize).skip(1).any(|p| {
+        let next: [u8; 4] = p[16..20].try_into().unwrap();
+        let next = if big_endian { u32::from_be_bytes(next) } else { u32::from_le_bytes(next) };
+        (p[25] == 13 || p[25] == 2) && next != 0
+    })
 }
 
 /// Compares line lists, reporting the first difference briefly (file lists make lines long).
@@ -176,17 +194,22 @@ fn sqlite_and_berkeley_db_written_by_rpm() {
     assert_eq!(expected.len(), SPECS.len(), "{expected:#?}");
     assert_same(&ours(&db.join("rpmdb.sqlite"), Backend::Sqlite), &expected, "sqlite");
 
-    for (big_endian, page_size) in [(false, 4096), (true, 4096), (false, 65536), (true, 512)] {
-        let bdb = work.path().join(format!("bdb-{big_endian}-{page_size}"));
-        write_bdb(&db.join("rpmdb.sqlite"), &bdb, big_endian, page_size);
+    let cases = [(false, 4096, 1, None), (true, 4096, 1, None), (false, 65536, 1, None), (true, 512, 1, None), (false, 512, 40, Some(200)), (true, 1024, 40, Some(200))];
+    for (big_endian, page_size, copies, ffactor) in cases {
+        let what = format!("Berkeley DB, big-endian {big_endian}, pages of {page_size}, {copies} copies");
+        let bdb = work.path().join(format!("bdb-{big_endian}-{page_size}-{copies}"));
+        write_bdb(&db.join("rpmdb.sqlite"), &bdb, big_endian, page_size, copies, ffactor);
         let mut rpm_view = rpm_qa(&bdb, "bdb_ro");
         let mut our_view = ours(&bdb.join("Packages"), Backend::BerkeleyDb);
-        assert_same(&our_view, &rpm_view, &format!("Berkeley DB, big-endian {big_endian}, pages of {page_size}"));
+        assert_same(&our_view, &rpm_view, &what);
         // Same packages as the sqlite original (hash order differs from insertion order).
         rpm_view.sort();
         our_view.sort();
-        let mut sorted = expected.clone();
+        let mut sorted: Vec<String> = (0..copies).flat_map(|_| expected.iter().cloned()).collect();
         sorted.sort();
-        assert_same(&our_view, &sorted, "Berkeley DB vs sqlite");
+        assert_same(&our_view, &sorted, &format!("{what} vs sqlite"));
+        if copies > 1 {
+            assert!(has_hash_chains(&bdb.join("Packages"), big_endian, page_size), "{what}: no bucket continues on a second page");
+        }
     }
 }
