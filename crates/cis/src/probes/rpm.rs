@@ -1,0 +1,154 @@
+//! rpminfo: installed rpm packages.
+//!
+//! The probe reads packages through the small [`RpmSource`] trait; the default source is kensa's
+//! own rpm database reader (crates/rpmdb: Berkeley DB, ndb and sqlite, opened through
+//! `kensa_fs::Root`). The signature key id comes from the header's RSA/DSA/PGP signature.
+
+use std::io::Read;
+
+use kensa_fs::Root;
+
+use super::spec;
+use crate::oval::{Collected, Evaluator, Item};
+use crate::xml::Node;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpmPackage {
+    pub name: String,
+    pub epoch: Option<u32>,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    /// Key id of the header signature (16 lower-case hex digits), when signed.
+    pub signature_keyid: Option<String>,
+}
+
+/// Where rpminfo gets packages from.
+pub trait RpmSource: Send + Sync {
+    fn packages(&self, root: &Root) -> Result<Vec<RpmPackage>, String>;
+}
+
+/// kensa-rpmdb on the target's rpm database.
+pub struct KensaRpmDb;
+
+/// Database files in the order rpm looks for them (RHEL 9 / Fedora sqlite, SUSE ndb, older BDB).
+const DB_PATHS: &[&str] = &[
+    "/var/lib/rpm/rpmdb.sqlite",
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+    "/var/lib/rpm/Packages.db",
+    "/usr/lib/sysimage/rpm/Packages.db",
+    "/var/lib/rpm/Packages",
+    "/usr/lib/sysimage/rpm/Packages",
+];
+
+const TAG_SIGPGP: i32 = 259;
+const TAG_SIGGPG: i32 = 262;
+const TAG_DSAHEADER: i32 = 267;
+const TAG_RSAHEADER: i32 = 268;
+
+impl RpmSource for KensaRpmDb {
+    fn packages(&self, root: &Root) -> Result<Vec<RpmPackage>, String> {
+        // No rpm database at all: no packages (a Debian target, for instance).
+        let Some(path) = DB_PATHS.iter().find(|p| root.is_file(p)) else { return Ok(Vec::new()) };
+        let file = root.open(path).map_err(|e| e.to_string())?;
+        let mut wal: Option<Box<dyn kensa_fs::ReadSeek>> = root.open(format!("{path}-wal")).ok();
+        let db = kensa_rpmdb::PackageDb::open(Box::new(file), wal.as_mut().map(|w| w as &mut dyn Read)).map_err(|e| format!("{path}: {e}"))?;
+        let mut out = Vec::new();
+        for blob in db {
+            let blob = blob.map_err(|e| format!("{path}: {e}"))?;
+            let p = kensa_rpmdb::parse_package(&blob.data).map_err(|e| format!("{path}: package #{}: {e}", blob.key))?;
+            let sig = kensa_rpmdb::header::Header::parse(&blob.data).ok().and_then(|h| {
+                [TAG_RSAHEADER, TAG_DSAHEADER, TAG_SIGPGP, TAG_SIGGPG].iter().find_map(|t| h.binary(*t).ok().flatten().and_then(pgp_issuer))
+            });
+            out.push(RpmPackage { name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch: p.arch, signature_keyid: sig });
+        }
+        Ok(out)
+    }
+}
+
+/// The issuer key id of an OpenPGP signature packet (v3 or v4).
+fn pgp_issuer(p: &[u8]) -> Option<String> {
+    let tag = *p.first()?;
+    let (body, _) = if tag & 0x40 != 0 {
+        let l0 = *p.get(1)? as usize;
+        if l0 < 192 {
+            (p.get(2..2 + l0)?, ())
+        } else if l0 < 224 {
+            let l = ((l0 - 192) << 8) + *p.get(2)? as usize + 192;
+            (p.get(3..3 + l)?, ())
+        } else {
+            let l = u32::from_be_bytes(p.get(2..6)?.try_into().ok()?) as usize;
+            (p.get(6..6 + l)?, ())
+        }
+    } else {
+        match tag & 3 {
+            0 => (p.get(2..2 + *p.get(1)? as usize)?, ()),
+            1 => {
+                let l = u16::from_be_bytes(p.get(1..3)?.try_into().ok()?) as usize;
+                (p.get(3..3 + l)?, ())
+            }
+            2 => {
+                let l = u32::from_be_bytes(p.get(1..5)?.try_into().ok()?) as usize;
+                (p.get(5..5 + l)?, ())
+            }
+            _ => (p.get(1..)?, ()),
+        }
+    };
+    let hex = |s: &[u8]| s.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    match body.first()? {
+        3 => Some(hex(body.get(7..15)?)),
+        4 | 5 => {
+            let hl = u16::from_be_bytes(body.get(4..6)?.try_into().ok()?) as usize;
+            let hashed = body.get(6..6 + hl)?;
+            let ul_at = 6 + hl;
+            let ul = u16::from_be_bytes(body.get(ul_at..ul_at + 2)?.try_into().ok()?) as usize;
+            let unhashed = body.get(ul_at + 2..ul_at + 2 + ul)?;
+            for area in [hashed, unhashed] {
+                let mut i = 0;
+                while i < area.len() {
+                    let l0 = area[i] as usize;
+                    let (len, hdr) = if l0 < 192 {
+                        (l0, 1)
+                    } else if l0 < 255 {
+                        (((l0 - 192) << 8) + *area.get(i + 1)? as usize + 192, 2)
+                    } else {
+                        (u32::from_be_bytes(area.get(i + 1..i + 5)?.try_into().ok()?) as usize, 5)
+                    };
+                    let sp = area.get(i + hdr..i + hdr + len)?;
+                    match sp.first().map(|t| t & 0x7f) {
+                        Some(16) => return Some(hex(sp.get(1..9)?)),
+                        Some(33) => return Some(hex(sp.get(sp.len().checked_sub(8)?..)?)),
+                        _ => {}
+                    }
+                    i += hdr + len;
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+pub fn rpminfo<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collected, String> {
+    let name = spec(ev, obj, "name")?.ok_or("rpminfo_object without name")?;
+    let pkgs = ev.ctx.rpm_packages()?;
+    let mut items = Vec::new();
+    for p in pkgs {
+        if !name.matches(&p.name)? {
+            continue;
+        }
+        let epoch = p.epoch.map(|e| e.to_string()).unwrap_or_else(|| "(none)".into());
+        let evr = format!("{}:{}-{}", p.epoch.unwrap_or(0), p.version, p.release);
+        let mut it = Item::new();
+        it.set("name", p.name.clone())
+            .set("arch", p.arch.clone())
+            .set("epoch", epoch)
+            .set("release", p.release.clone())
+            .set("version", p.version.clone())
+            .set("evr", evr.clone())
+            .set("signature_keyid", p.signature_keyid.clone().unwrap_or_else(|| "0".into()))
+            .set("extended_name", format!("{}-{}.{}", p.name, evr, p.arch));
+        items.push(it);
+    }
+    Ok(Collected::items(items))
+}
