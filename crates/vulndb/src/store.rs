@@ -153,6 +153,7 @@ impl VulnDb {
         if records.is_empty() {
             return Ok(None);
         }
+        records.sort_by_key(|v| source_rank(&v.source));
         let mut merged = records[0].clone();
         merged.id = id.to_string();
         for r in &records[1..] {

@@ -223,6 +223,30 @@ fn kev_catalog() {
         assert_eq!(k.required_action, e["requiredAction"].as_str().unwrap());
     }
     assert_eq!(db.counts().unwrap().kev, 1264);
+
+    // The CSV edition gives the same entries.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let mut db2 = fresh_db(&tmp2);
+    let r = import(&mut db2, &dir.join("known_exploited_vulnerabilities.csv"));
+    assert_eq!(r.imported["kev"], 1264);
+    for e in src["vulnerabilities"].as_array().unwrap() {
+        let cve = e["cveID"].as_str().unwrap();
+        assert_eq!(db2.kev(cve).unwrap(), db.kev(cve).unwrap(), "{cve}");
+    }
+}
+
+#[test]
+fn whole_advisories_folder() {
+    let Some(dir) = kensa_testdata::shared_path("advisories") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = fresh_db(&tmp);
+    let r = import(&mut db, &dir);
+    // OSV (AlmaLinux 8 + 9, PyPA, GHSA) and RustSec records, withdrawn ones counted apart.
+    assert_eq!(r.imported["osv"] + r.imported["rustsec"] + r.withdrawn, 2913 + 1605 + 2395 + 52 + 1103);
+    assert_eq!(r.imported["debian-dsa"], 4865);
+    assert_eq!(r.imported["kev"], 2 * 1264, "JSON and CSV editions");
+    let by_source: BTreeMap<String, u64> = db.counts().unwrap().by_source.into_iter().collect();
+    assert_eq!(by_source["victims"], 196);
 }
 
 #[test]

@@ -123,6 +123,10 @@ fn walk_dir(w: &mut Writer<'_>, dir: &Path, report: &mut ImportReport) -> Result
         let ft = entry.file_type().map_err(|e| Error::io(&p, e))?;
         if ft.is_dir() {
             walk_dir(w, &p, report)?;
+        } else if ft.is_file() && is_archive(&p.to_string_lossy()) {
+            let name = p.display().to_string();
+            let bytes = read_bounded(std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?, &name)?;
+            import_bytes(w, &name, bytes, report)?;
         } else if ft.is_file() && is_candidate(&p.to_string_lossy()) {
             let name = p.display().to_string();
             let bytes = read_bounded(std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?, &name)?;
@@ -130,6 +134,12 @@ fn walk_dir(w: &mut Writer<'_>, dir: &Path, report: &mut ImportReport) -> Result
         }
     }
     Ok(())
+}
+
+/// Archives found while walking a directory (a folder of downloaded feeds).
+fn is_archive(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".zip", ".tar.gz", ".tgz", ".json.gz", ".csv.gz"].iter().any(|s| lower.ends_with(s))
 }
 
 /// Files inside directories and archives that may hold records; others (LICENSE, scripts) are
@@ -220,6 +230,9 @@ pub(crate) fn import_document(w: &mut Writer<'_>, name: &str, bytes: &[u8], repo
     if trimmed.starts_with("#model_version") || trimmed.starts_with("cve,epss") {
         return epss::import(w, name, text, report);
     }
+    if trimmed.starts_with("cveID,vendorProject,") {
+        return kev::import_csv(w, name, text, report);
+    }
     if debian::looks_like_list(trimmed) {
         return debian::import_list(w, name, text, report);
     }
@@ -262,6 +275,11 @@ fn import_value(w: &mut Writer<'_>, name: &str, value: Value, report: &mut Impor
         report.skip(name, "not a JSON object");
         return Ok(());
     };
+    if obj.contains_key("$schema") && (obj.contains_key("properties") || obj.contains_key("definitions")) {
+        // A JSON Schema published beside a feed (KEV ships one): not data.
+        tracing::debug!("{name}: JSON Schema, ignored");
+        return Ok(());
+    }
     if obj.contains_key("catalogVersion") && obj.contains_key("vulnerabilities") {
         return kev::import(w, name, value, report);
     }
