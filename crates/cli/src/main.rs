@@ -28,6 +28,9 @@ enum Command {
     /// Work with package versions the way each packaging system orders them.
     #[command(subcommand)]
     Version(commands::version::VersionCommand),
+    /// Build, update, inspect and search the local vulnerability database.
+    #[command(subcommand)]
+    Db(commands::db::DbCommand),
 }
 
 fn init_logging(verbose: u8) {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Version(cmd) => commands::version::run(cmd),
+        Command::Db(cmd) => commands::db::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! Subcommands. Exit codes are shared by all of them and documented in the README.
 
+pub mod db;
 pub mod version;
 
 /// Success (and, for `scan`, no finding that trips `--exit-code`).
