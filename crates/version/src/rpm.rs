@@ -132,7 +132,7 @@ pub struct EvrRef<'a> {
     /// `None` when absent (compares as `0`).
     pub epoch: Option<&'a str>,
     pub version: &'a str,
-    /// `None` when absent: then releases are not compared (`1.0` matches `1.0-5`).
+    /// `None` when absent: sorts before any release (see [`compare_to_bound`] for range checks).
     pub release: Option<&'a str>,
 }
 
@@ -161,18 +161,33 @@ impl<'a> EvrRef<'a> {
     }
 }
 
-/// rpm's `rpmverCmp()`: epochs (missing = 0), then versions, then releases when both have one.
+/// rpm's `rpmverCmp()` (what `rpm.ver` and `rpm.labelCompare` order by): epochs (missing =
+/// 0), then versions, then releases, where a missing release sorts before any release.
 pub fn compare_evr(a: &EvrRef<'_>, b: &EvrRef<'_>) -> Ordering {
     vercmp(a.epoch.unwrap_or("0"), b.epoch.unwrap_or("0"))
         .then_with(|| vercmp(a.version, b.version))
         .then_with(|| match (a.release, b.release) {
             (Some(ra), Some(rb)) => vercmp(ra, rb),
+            (Some(_), None) => Ordering::Greater,
+            (None, Some(_)) => Ordering::Less,
+            (None, None) => Ordering::Equal,
+        })
+}
+
+/// How rpm checks a package against a dependency range bound (`rpmdsCompare`): when the
+/// bound has no release (or an empty one), releases are not compared, so `1.0-5` satisfies
+/// `= 1.0`. Use this to test an installed EVR against an advisory bound written without one.
+pub fn compare_to_bound(installed: &EvrRef<'_>, bound: &EvrRef<'_>) -> Ordering {
+    vercmp(installed.epoch.unwrap_or("0"), bound.epoch.unwrap_or("0"))
+        .then_with(|| vercmp(installed.version, bound.version))
+        .then_with(|| match (installed.release, bound.release) {
+            (Some(ri), Some(rb)) if !ri.is_empty() && !rb.is_empty() => vercmp(ri, rb),
             _ => Ordering::Equal,
         })
 }
 
-/// An owned, parsed rpm EVR. `Ord` is rpm's ordering (so `1.0` equals `1.0-1`, as rpm's
-/// range checks treat a missing release); equality is that ordering, not string equality.
+/// An owned, parsed rpm EVR. `Ord` is rpm's `rpmverCmp()` ordering; equality is that ordering
+/// (`0:1.0-1` equals `1.0-1`), not string equality.
 /// Marks an empty epoch (`:1.0`), which rpm reads as `0`.
 const EPOCH_ZERO: (u32, u32) = (u32::MAX, 0);
 
@@ -270,7 +285,8 @@ mod tests {
     #[test]
     fn missing_release_and_epoch() {
         let c = |a: &str, b: &str| compare_evr(&EvrRef::split(a), &EvrRef::split(b));
-        assert_eq!(c("1.0", "1.0-5"), Ordering::Equal);
+        assert_eq!(c("1.0", "1.0-5"), Ordering::Less);
+        assert_eq!(compare_to_bound(&EvrRef::split("1.0-5"), &EvrRef::split("1.0")), Ordering::Equal);
         assert_eq!(c("0:1.0-1", "1.0-1"), Ordering::Equal);
         assert_eq!(c("1:0.1", "2.0"), Ordering::Greater);
         assert!(Evr::parse("").is_err());
