@@ -36,19 +36,19 @@ pub enum VersionCommand {
 /// Ecosystems as named on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum EcosystemArg {
-    /// rpm EVR (rpmvercmp): RHEL, Fedora, SUSE, Amazon Linux, ...
+    /// rpm [EPOCH:]VERSION[-RELEASE] (rpmvercmp): RHEL, Fedora, SUSE, Amazon Linux, ...
     Rpm,
-    /// dpkg: Debian, Ubuntu
+    /// dpkg [EPOCH:]UPSTREAM[-REVISION]: Debian, Ubuntu
     Deb,
     /// apk-tools: Alpine
     Apk,
-    /// PEP 440: Python packages
+    /// PEP 440 (as pip's `packaging` orders it): Python packages
     Pypi,
-    /// SemVer 2.0 as node-semver orders it
+    /// SemVer 2.0 as node-semver orders it; npm's loose forms (v1.2.3, =1.2.3, 1.2.3beta) are accepted
     Npm,
-    /// Maven ComparableVersion
+    /// Maven ComparableVersion: Java packages
     Maven,
-    /// Go module versions
+    /// Go module versions (v1.2.3, v1.2.3+incompatible, pseudo-versions); a version without the v prefix is invalid
     Go,
 }
 
