@@ -129,7 +129,7 @@ pub fn is_disk_image(path: &Path) -> bool {
     if matches!(partition::scan(&*file), Ok((TableKind::Gpt | TableKind::Mbr, _))) {
         return true;
     }
-    ext4::probe(&*file) || xfs::probe(&*file) || matches!(lvm::probe(&file), Ok(Some(_)))
+    ext4::probe(&*file) || xfs::probe(&*file) || matches!(lvm::probe(&file), Ok(Some(_))) || find_lost_filesystem(&*file).is_some()
 }
 
 enum Content {
