@@ -1,0 +1,301 @@
+//! The server's embedded store: one SQLite file in the data directory, WAL mode, synchronous=FULL
+//! so that whatever the API acknowledged survives a crash.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: tokens, machines, inventories, findings, settings
+    r#"
+    CREATE TABLE tokens(
+        hash TEXT PRIMARY KEY,              -- sha256 of the token; tokens themselves are never stored
+        kind TEXT NOT NULL CHECK (kind IN ('admin', 'enrollment', 'agent')),
+        machine_id TEXT,                    -- agent credentials: the one machine they may write
+        created_at INTEGER NOT NULL,
+        used_at INTEGER                     -- enrollment tokens are one-time
+    );
+    CREATE TABLE machines(
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        origin TEXT NOT NULL CHECK (origin IN ('agent', 'provider')),
+        tags TEXT NOT NULL DEFAULT '{}',    -- JSON object of strings
+        volumes TEXT NOT NULL DEFAULT '[]', -- JSON: provider volumes (agentless sources)
+        os TEXT,                            -- JSON OsInfo from the last inventory
+        created_at INTEGER NOT NULL,
+        agent_last_seen INTEGER,            -- last enrollment/heartbeat/inventory from its agent
+        inventory_at INTEGER,               -- when the current inventory was taken
+        inventory_sha256 TEXT,
+        inventory_scan_type TEXT,           -- AGENT or AGENTLESS: how the current inventory was taken
+        agentless_attempt_at INTEGER,
+        agentless_error TEXT                -- JSON {reason, message} of the last failed agentless scan
+    );
+    CREATE TABLE inventories(
+        machine_id TEXT PRIMARY KEY REFERENCES machines(id) ON DELETE CASCADE,
+        data BLOB NOT NULL                  -- gzip-compressed JSON Inventory
+    );
+    CREATE TABLE findings(
+        machine_id TEXT NOT NULL REFERENCES machines(id) ON DELETE CASCADE,
+        finding_key TEXT NOT NULL,          -- vulnerability id + package instance
+        vulnerability_id TEXT NOT NULL,
+        package_name TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        fix_available TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('ACTIVE', 'SUPPRESSED', 'CLOSED')),
+        first_observed INTEGER NOT NULL,
+        last_observed INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        inspector_score REAL,
+        epss_score REAL,
+        data TEXT NOT NULL,                 -- the finding's JSON
+        PRIMARY KEY (machine_id, finding_key)
+    );
+    CREATE INDEX findings_by_vuln ON findings(vulnerability_id);
+    CREATE INDEX findings_by_status ON findings(status, severity);
+    CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    "#,
+];
+
+pub fn open(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| anyhow::anyhow!("cannot open server store {}: {e}", path.display()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    migrate(&conn).map_err(|e| anyhow::anyhow!("server store {}: {e}", path.display()))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        anyhow::bail!("schema version {version} is newer than this kensa ({}); upgrade kensa", MIGRATIONS.len());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Kinds of bearer tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Admin,
+    Agent { machine_id: String },
+}
+
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token (256 bits, hex) with a readable prefix naming its kind.
+pub fn new_token(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("the OS random number generator failed");
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+pub fn insert_token(conn: &Connection, token: &str, kind: &str, machine_id: Option<&str>) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO tokens(hash, kind, machine_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![token_hash(token), kind, machine_id, now()],
+    )?;
+    Ok(())
+}
+
+/// Resolves a bearer token to who holds it. Enrollment tokens are not principals.
+pub fn principal(conn: &Connection, token: &str) -> rusqlite::Result<Option<Principal>> {
+    let row: Option<(String, Option<String>)> = conn
+        .query_row("SELECT kind, machine_id FROM tokens WHERE hash = ?1", [token_hash(token)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((k, _)) if k == "admin" => Some(Principal::Admin),
+        Some((k, Some(m))) if k == "agent" => Some(Principal::Agent { machine_id: m }),
+        _ => None,
+    })
+}
+
+/// Consumes a one-time enrollment token; false when it is unknown or already used.
+pub fn consume_enrollment(conn: &Connection, token: &str) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE tokens SET used_at = ?2 WHERE hash = ?1 AND kind = 'enrollment' AND used_at IS NULL",
+        params![token_hash(token), now()],
+    )?;
+    Ok(n == 1)
+}
+
+/// One provider volume: a disk image or snapshot file standing for a machine's volume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub key_tags: std::collections::BTreeMap<String, String>,
+}
+
+/// A machine row.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub origin: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub volumes: Vec<Volume>,
+    pub os: Option<kensa_inventory::OsInfo>,
+    pub created_at: i64,
+    pub agent_last_seen: Option<i64>,
+    pub inventory_at: Option<i64>,
+    pub inventory_sha256: Option<String>,
+    pub inventory_scan_type: Option<String>,
+    pub agentless_attempt_at: Option<i64>,
+    pub agentless_error: Option<AgentlessError>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentlessError {
+    pub reason: String,
+    pub message: String,
+}
+
+const MACHINE_COLS: &str = "id, name, origin, tags, volumes, os, created_at, agent_last_seen, inventory_at, inventory_sha256, inventory_scan_type, agentless_attempt_at, agentless_error";
+
+fn machine_from_row(r: &rusqlite::Row) -> rusqlite::Result<MachineRow> {
+    let json = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
+    Ok(MachineRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        origin: r.get(2)?,
+        tags: json(3)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+        volumes: json(4)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+        os: json(5)?.and_then(|s| serde_json::from_str(&s).ok()),
+        created_at: r.get(6)?,
+        agent_last_seen: r.get(7)?,
+        inventory_at: r.get(8)?,
+        inventory_sha256: r.get(9)?,
+        inventory_scan_type: r.get(10)?,
+        agentless_attempt_at: r.get(11)?,
+        agentless_error: json(12)?.and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+
+pub fn machines(conn: &Connection) -> rusqlite::Result<Vec<MachineRow>> {
+    let mut st = conn.prepare(&format!("SELECT {MACHINE_COLS} FROM machines ORDER BY id"))?;
+    let rows = st.query_map([], machine_from_row)?;
+    rows.collect()
+}
+
+pub fn machine(conn: &Connection, id: &str) -> rusqlite::Result<Option<MachineRow>> {
+    conn.query_row(&format!("SELECT {MACHINE_COLS} FROM machines WHERE id = ?1"), [id], machine_from_row).optional()
+}
+
+/// Creates or updates an agent machine at enrollment; tags given by the agent are merged in.
+pub fn upsert_agent_machine(conn: &Connection, id: &str, name: &str, tags: &std::collections::BTreeMap<String, String>) -> rusqlite::Result<()> {
+    let existing = machine(conn, id)?;
+    let mut merged = existing.as_ref().map(|m| m.tags.clone()).unwrap_or_default();
+    merged.extend(tags.clone());
+    let tags_json = serde_json::to_string(&merged).unwrap_or_else(|_| "{}".into());
+    if existing.is_some() {
+        conn.execute("UPDATE machines SET name = ?2, tags = ?3, agent_last_seen = ?4 WHERE id = ?1", params![id, name, tags_json, now()])?;
+    } else {
+        conn.execute(
+            "INSERT INTO machines(id, name, origin, tags, created_at, agent_last_seen) VALUES (?1, ?2, 'agent', ?3, ?4, ?4)",
+            params![id, name, tags_json, now()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes the provider's machine list current: new machines are added, known ones get the
+/// provider's name, tags and volumes; tags set through the API on provider machines are kept
+/// only where the provider does not set the same key.
+pub fn sync_provider_machines(conn: &mut Connection, list: &[crate::provider::ProvidedMachine]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for m in list {
+        let volumes = serde_json::to_string(&m.volumes).unwrap_or_else(|_| "[]".into());
+        let existing: Option<String> = tx.query_row("SELECT tags FROM machines WHERE id = ?1", [&m.id], |r| r.get(0)).optional()?;
+        match existing {
+            Some(tags) => {
+                let mut merged: std::collections::BTreeMap<String, String> = serde_json::from_str(&tags).unwrap_or_default();
+                merged.extend(m.tags.clone());
+                tx.execute(
+                    "UPDATE machines SET name = COALESCE(?2, name), tags = ?3, volumes = ?4 WHERE id = ?1",
+                    params![m.id, m.name, serde_json::to_string(&merged).unwrap_or_default(), volumes],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO machines(id, name, origin, tags, volumes, created_at) VALUES (?1, ?2, 'provider', ?3, ?4, ?5)",
+                    params![m.id, m.name, serde_json::to_string(&m.tags).unwrap_or_default(), volumes, now()],
+                )?;
+            }
+        }
+    }
+    tx.commit()
+}
+
+pub fn set_tags(conn: &Connection, id: &str, tags: &std::collections::BTreeMap<String, String>) -> rusqlite::Result<bool> {
+    let n = conn.execute("UPDATE machines SET tags = ?2 WHERE id = ?1", params![id, serde_json::to_string(tags).unwrap_or_default()])?;
+    Ok(n == 1)
+}
+
+pub fn touch_agent(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    conn.execute("UPDATE machines SET agent_last_seen = ?2 WHERE id = ?1", params![id, now()])?;
+    Ok(())
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("writing to a Vec cannot fail");
+    enc.finish().expect("writing to a Vec cannot fail")
+}
+
+/// Stores a machine's current inventory (replacing the previous one).
+pub fn put_inventory(conn: &mut Connection, id: &str, inv: &kensa_inventory::Inventory, sha256: &str, scan_type: &str) -> anyhow::Result<()> {
+    let json = serde_json::to_vec(inv)?;
+    let tx = conn.transaction()?;
+    tx.execute("INSERT OR REPLACE INTO inventories(machine_id, data) VALUES (?1, ?2)", params![id, gzip(&json)])?;
+    let os = inv.os.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default());
+    tx.execute(
+        "UPDATE machines SET os = ?2, inventory_at = ?3, inventory_sha256 = ?4, inventory_scan_type = ?5 WHERE id = ?1",
+        params![id, os, now(), sha256, scan_type],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn inventory(conn: &Connection, id: &str) -> anyhow::Result<Option<kensa_inventory::Inventory>> {
+    let blob: Option<Vec<u8>> = conn.query_row("SELECT data FROM inventories WHERE machine_id = ?1", [id], |r| r.get(0)).optional()?;
+    let Some(blob) = blob else { return Ok(None) };
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&blob[..]), &mut json)?;
+    Ok(Some(serde_json::from_slice(&json)?))
+}
+
+pub fn set_agentless_result(conn: &Connection, id: &str, error: Option<&AgentlessError>) -> rusqlite::Result<()> {
+    let err = error.map(|e| serde_json::to_string(e).unwrap_or_default());
+    conn.execute("UPDATE machines SET agentless_attempt_at = ?2, agentless_error = ?3 WHERE id = ?1", params![id, now(), err])?;
+    Ok(())
+}
+
+pub fn get_setting(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+pub fn put_setting(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)", params![key, value])?;
+    Ok(())
+}
