@@ -27,7 +27,8 @@ type Record = Result<(u32, Value), DbError>;
 /// Where a record's value is.
 #[derive(Debug)]
 enum Value {
-    Inline(Vec<u8>),
+    /// On the hash page itself; kept as a position so memory does not grow with the database.
+    Inline { pgno: u32, offset: u32, len: u32 },
     Overflow { pgno: u32, len: u32 },
 }
 
@@ -172,7 +173,8 @@ impl<R: Read + Seek> Bdb<R> {
                 }
             };
             let value = match val[0] {
-                H_KEYDATA => Ok((key, Value::Inline(val[1..].to_vec()))),
+                // `item` checked voff + 1 + len <= page size.
+                H_KEYDATA => Ok((key, Value::Inline { pgno, offset: voff as u32 + 1, len: (val.len() - 1) as u32 })),
                 H_OFFPAGE if val.len() == 12 => Ok((key, Value::Overflow { pgno: self.u32_at(val, 4), len: self.u32_at(val, 8) })),
                 t => Err(DbError::corrupt(format!("page {pgno}: record {key} has an unsupported value item of type {t}"))),
             };
@@ -210,6 +212,12 @@ impl<R: Read + Seek> Bdb<R> {
         Ok(out)
     }
 
+    fn read_inline(&mut self, pgno: u32, offset: usize, len: usize) -> Result<Vec<u8>, DbError> {
+        let mut page = vec![0u8; self.page_size];
+        self.read_page(pgno, &mut page)?;
+        Ok(page[offset..offset + len].to_vec())
+    }
+
     pub(crate) fn next_blob(&mut self) -> Option<Result<BlobRef, DbError>> {
         loop {
             let (key, value) = match self.records.next()? {
@@ -221,7 +229,7 @@ impl<R: Read + Seek> Bdb<R> {
                 continue;
             }
             let data = match value {
-                Value::Inline(d) => Ok(d),
+                Value::Inline { pgno, offset, len } => self.read_inline(pgno, offset as usize, len as usize),
                 Value::Overflow { pgno, len } => self.read_overflow(key, pgno, len),
             };
             return Some(data.map(|data| BlobRef { key, data }));

@@ -136,7 +136,7 @@ fn ours(db_file: &Path, backend: Backend) -> Vec<String> {
 /// `copies` > 1 stores every header that many times (under distinct keys) and `ffactor` packs that
 /// many records per bucket, so buckets continue on chained hash pages.
 fn write_bdb(sqlite_db: &Path, out_dir: &Path, big_endian: bool, page_size: u32, copies: u32, ffactor: Option<u32>) {
-    let conn = rusqlite::Connection::open(sqlite_db).unwrap();
+    let conn = rusqlite::Connection::open_with_flags(sqlite_db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let mut stmt = conn.prepare("SELECT hnum, blob FROM Packages ORDER BY hnum").unwrap();
     let rows: Vec<(u32, Vec<u8>)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
@@ -211,5 +211,23 @@ fn sqlite_and_berkeley_db_written_by_rpm() {
         if copies > 1 {
             assert!(has_hash_chains(&bdb.join("Packages"), big_endian, page_size), "{what}: no bucket continues on a second page");
         }
+    }
+}
+
+/// The 129 real CBL-Mariner headers in Berkeley DB files with 64 KiB pages (small headers stay on
+/// the hash page, big ones go to overflow pages) and 4 KiB big-endian pages, read by rpm's bdb_ro.
+#[test]
+fn real_headers_in_berkeley_db() {
+    if !kensa_testdata::require_tool("rpm") || !kensa_testdata::require_tool("db5.3_load") {
+        return;
+    }
+    let Some(dir) = kensa_testdata::shared_path("rpmdb/cbl-mariner-2.0") else { return };
+    let work = tempfile::tempdir().unwrap();
+    for (big_endian, page_size) in [(false, 65536), (true, 4096)] {
+        let bdb = work.path().join(format!("bdb-{big_endian}-{page_size}"));
+        write_bdb(&dir.join("rpmdb.sqlite"), &bdb, big_endian, page_size, 1, None);
+        let rpm_view = rpm_qa(&bdb, "bdb_ro");
+        assert_eq!(rpm_view.len(), 129);
+        assert_same(&ours(&bdb.join("Packages"), Backend::BerkeleyDb), &rpm_view, &format!("real headers, big-endian {big_endian}, pages of {page_size}"));
     }
 }
