@@ -16,6 +16,10 @@ use std::fmt;
 /// lower cap keeps memory bounded on hostile databases.
 pub const MAX_HEADER_SIZE: usize = 64 << 20;
 
+/// Most strings read from one array tag. The largest real packages list about 100k files; a
+/// hostile count of empty strings could otherwise turn a 64 MiB blob into gigabytes of `String`s.
+const MAX_STRINGS: usize = 1 << 20;
+
 /// rpm's own limit on the number of index entries (`hdrchkTags`).
 const MAX_INDEX_ENTRIES: u32 = 0xffff;
 
@@ -194,6 +198,9 @@ impl<'a> Header<'a> {
         // Each string takes at least one byte, so a count beyond the store size is corrupt.
         if e.count > self.store.len() - offset {
             return Err(HeaderError::new(tag::name(e.tag), format!("{} strings cannot fit in the data store", e.count)));
+        }
+        if e.count > MAX_STRINGS {
+            return Err(HeaderError::new(tag::name(e.tag), format!("{} strings is over the limit of {MAX_STRINGS}", e.count)));
         }
         let mut out = Vec::with_capacity(e.count);
         let mut pos = offset;
