@@ -28,6 +28,9 @@ enum Command {
     /// Work with package versions the way each packaging system orders them.
     #[command(subcommand)]
     Version(commands::version::VersionCommand),
+    /// CIS benchmark scans with SCAP Security Guide content (XCCDF 1.2 + OVAL 5.11), like OpenSCAP.
+    #[command(subcommand)]
+    Cis(commands::cis::CisCommand),
     /// Build, update, inspect and search the local vulnerability database.
     #[command(subcommand)]
     Db(commands::db::DbCommand),
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Version(cmd) => commands::version::run(cmd),
+        Command::Cis(cmd) => commands::cis::run(cmd),
         Command::Db(cmd) => commands::db::run(cmd),
     };
     match result {

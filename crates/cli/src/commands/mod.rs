@@ -1,5 +1,6 @@
 //! Subcommands. Exit codes are shared by all of them and documented in the README.
 
+pub mod cis;
 pub mod db;
 pub mod version;
 
