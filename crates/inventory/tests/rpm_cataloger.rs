@@ -132,3 +132,57 @@ fn corrupt_or_missing_databases_are_warnings() {
     assert!(!inv.packages.is_empty() && inv.packages.len() < 35, "{}", inv.packages.len());
     assert!(inv.warnings.iter().all(|w| w.path == "/var/lib/rpm/Packages" && w.message.contains("package")), "{:?}", inv.warnings);
 }
+
+/// The RHEL-9.4-like tree of ../shared/tools/make-rhel9-rootfs.sh (its rpmdb.sqlite written by
+/// Debian's rpm, its os-release as RHEL ships it), scanned end to end: the packages are exactly
+/// what `rpm -qa` lists, with Red Hat purls. Same fixture (name and build) as the CIS tests, so it
+/// is built once per workspace.
+#[test]
+fn rhel9_tree_matches_rpm_qa() {
+    let Some(tools) = kensa_testdata::shared_tools() else { return };
+    if !kensa_testdata::require_tool("rpmbuild") || !kensa_testdata::require_tool("rpm") {
+        return;
+    }
+    let Some(tree) = kensa_testdata::cached_fixture("cis-rhel9-seed0", |out| {
+        let st = std::process::Command::new("bash")
+            .arg(tools.join("make-rhel9-rootfs.sh"))
+            .arg(out)
+            .arg("0")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("make-rhel9-rootfs.sh: {e}"))?;
+        if st.success() { Ok(()) } else { Err(format!("make-rhel9-rootfs.sh exited with {st}")) }
+    }) else {
+        return;
+    };
+    let out = std::process::Command::new("rpm")
+        .arg("--dbpath")
+        .arg(tree.join("var/lib/rpm"))
+        .args(["-qa", "--qf", "%{NAME}|%{EPOCHNUM}|%{VERSION}|%{RELEASE}|%{ARCH}\n"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let enc = |s: &str| kensa_inventory::purl::encode(s, true);
+    let mut want: Vec<(String, String, String)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("gpg-pubkey|"))
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            let vr = format!("{}-{}", f[2], f[3]);
+            let (version, epoch_q) = if f[1] == "0" { (vr.clone(), String::new()) } else { (format!("{}:{vr}", f[1]), format!("&epoch={}", f[1])) };
+            (f[0].to_string(), version, format!("pkg:rpm/redhat/{}@{}?arch={}&distro=rhel-9.4{epoch_q}", enc(f[0]), enc(&vr), f[4]))
+        })
+        .collect();
+    assert!(want.len() > 40, "{want:?}");
+
+    let root = Root::dir(&tree).unwrap();
+    let inv = kensa_inventory::scan(&root, &Default::default());
+    assert_eq!(inv.os.as_ref().map(|o| (o.id.as_str(), o.version_id.as_str())), Some(("rhel", "9.4")));
+    let rpm_warnings: Vec<_> = inv.warnings.iter().filter(|w| w.cataloger == "rpm").collect();
+    assert!(rpm_warnings.is_empty(), "{rpm_warnings:?}");
+    let mut got: Vec<_> = inv.packages.iter().filter(|p| p.package_type == kensa_inventory::PackageType::Rpm).map(|p| (p.name.clone(), p.version.clone(), p.purl.clone())).collect();
+    got.sort();
+    want.sort();
+    assert_same(&got, &want);
+}
