@@ -58,11 +58,69 @@ fn rate(pairs: usize, budget: Duration, mut f: impl FnMut() -> usize) -> f64 {
     done as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A peer implementation timed in its own interpreter over the same pairs: (label, program,
+/// args). The script reads `A<TAB>B` lines on stdin, compares for ~0.4 s and prints the rate.
+fn peer(scheme: Scheme) -> Option<(&'static str, String, Vec<String>)> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let venv_python = std::env::var("KENSA_TEST_VENV").unwrap_or(format!("{home}/.cache/kensa-test-venv")) + "/bin/python";
+    let npm_dir = std::env::var("KENSA_TEST_NPM").unwrap_or(format!("{home}/.cache/kensa-test-npm"));
+    let py_loop = |setup: &str, cmp: &str| {
+        format!(
+            "import sys, time\n{setup}\npairs=[l.split('\\t') for l in sys.stdin.read().split('\\n') if l]\n\
+             n=0\nt=time.perf_counter()\nwhile time.perf_counter()-t<0.4:\n    for a,b in pairs:\n        {cmp}\n    n+=len(pairs)\n\
+             print(n/(time.perf_counter()-t))"
+        )
+    };
+    match scheme {
+        Scheme::Rpm => Some((
+            "python3-rpm labelCompare",
+            "/usr/bin/python3".into(),
+            vec!["-c".into(), py_loop("import rpm", "rpm.labelCompare(('0',a,'1'),('0',b,'1'))")],
+        )),
+        Scheme::Pypi => Some((
+            "packaging Version(a) < Version(b)",
+            venv_python,
+            vec!["-c".into(), py_loop("from packaging.version import Version", "Version(a) < Version(b)")],
+        )),
+        Scheme::Npm => Some((
+            "node-semver compare(a, b)",
+            "node".into(),
+            vec![
+                "-e".into(),
+                format!(
+                    "const s=require('{npm_dir}/node_modules/semver');const p=require('fs').readFileSync(0,'utf8').split('\\n').filter(Boolean).map(l=>l.split('\\t'));\
+                     let n=0;const t=process.hrtime.bigint();const el=()=>Number(process.hrtime.bigint()-t)/1e9;\
+                     while(el()<0.4){{for(const [a,b] of p)s.compare(a,b,true);n+=p.length}}console.log(n/el())"
+                ),
+            ],
+        )),
+        _ => None,
+    }
+}
+
+fn run_peer(scheme: Scheme, strs: &[&str]) -> Option<(&'static str, f64)> {
+    use std::io::Write;
+    let (label, program, args) = peer(scheme)?;
+    let input: String = strs.iter().flat_map(|a| strs.iter().map(move |b| format!("{a}\t{b}\n"))).collect();
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(input.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let rate: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some((label, rate))
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects schemes by name.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let budget = Duration::from_millis(400);
     println!("{:<6} {:>22} {:>22}", "scheme", "compare(str,str)/s", "parsed cmp/s");
+    let mut peers = Vec::new();
     for scheme in Scheme::ALL {
         if filter.as_deref().is_some_and(|f| !scheme.name().contains(f)) {
             continue;
@@ -91,5 +149,12 @@ fn main() {
             k
         });
         println!("{:<6} {:>20.2}M {:>20.2}M", scheme.name(), from_strings / 1e6, pre_parsed / 1e6);
+        peers.extend(run_peer(scheme, strs).map(|(label, rate)| (scheme, label, from_strings, rate)));
+    }
+    if !peers.is_empty() {
+        println!("\npeers (same pairs, from strings, timed inside the peer's own interpreter):");
+        for (scheme, label, ours, theirs) in peers {
+            println!("{:<6} {label:<36} {:>8.3}M/s  kensa {:>7.1}x faster", scheme.name(), theirs / 1e6, ours / theirs);
+        }
     }
 }
