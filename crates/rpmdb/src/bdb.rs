@@ -125,7 +125,8 @@ impl<R: Read + Seek> Bdb<R> {
         let mut budget = self.last_pgno as u64 + 1;
         for bucket in 0..=max_bucket {
             let bits = 32 - bucket.leading_zeros() as usize;
-            let mut pgno = bucket.checked_add(spares[bits]).ok_or_else(|| DbError::corrupt(format!("bucket {bucket} maps past page 2^32")))?;
+            let spare = *spares.get(bits).ok_or_else(|| DbError::corrupt(format!("bucket {bucket} is beyond the spares table")))?;
+            let mut pgno = bucket.checked_add(spare).ok_or_else(|| DbError::corrupt(format!("bucket {bucket} maps past page 2^32")))?;
             loop {
                 if budget == 0 {
                     return Err(DbError::corrupt("hash bucket chains loop"));
