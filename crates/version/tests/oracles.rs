@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use kensa_version::{npm, pypi, rpm, Scheme};
+use kensa_version::{deb, npm, pypi, rpm, Scheme};
 
 fn pick<'a>(rng: &mut fastrand::Rng, items: &[&'a str]) -> &'a str {
     items[rng.usize(..items.len())]
@@ -159,6 +159,31 @@ fn deb_against_dpkg() {
     }
     assert_varied("dpkg", &answers, &["Some(Less)", "Some(Equal)", "Some(Greater)", "None"]);
     assert_no_mismatch("dpkg", bad, n);
+
+    // Validity: dpkg refuses hard errors (exit status 2) and prints a warning otherwise.
+    let mut bad = Vec::new();
+    let mut kinds = Vec::new();
+    for _ in 0..n {
+        let v = deb_string(&mut rng);
+        let out = Command::new("dpkg").args(["--compare-versions", &v, "eq", &v]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let upstream = match out.status.code() {
+            Some(0) | Some(1) if stderr.contains("warning") => "warning",
+            Some(0) | Some(1) => "valid",
+            _ => "error",
+        };
+        let ours = match deb::validate(&v) {
+            deb::Validity::Valid => "valid",
+            deb::Validity::Warning(_) => "warning",
+            deb::Validity::Error(_) => "error",
+        };
+        kinds.push(upstream.to_string());
+        if ours != upstream {
+            bad.push(format!("{v:?}: dpkg {upstream} ({}), ours {ours}", stderr.trim()));
+        }
+    }
+    assert_varied("dpkg validity", &kinds, &["valid", "warning", "error"]);
+    assert_no_mismatch("dpkg validity", bad, n);
 }
 
 fn pep440_string(rng: &mut fastrand::Rng) -> String {
