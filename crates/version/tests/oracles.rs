@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use kensa_version::{deb, npm, pypi, rpm, Scheme};
+use kensa_version::{deb, go, npm, pypi, rpm, Scheme};
 
 fn pick<'a>(rng: &mut fastrand::Rng, items: &[&'a str]) -> &'a str {
     items[rng.usize(..items.len())]
@@ -380,4 +380,100 @@ for (const line of lines) {{
         }
     }
     assert_no_mismatch("node-semver", bad, cases.len());
+}
+
+fn go_string(rng: &mut fastrand::Rng) -> String {
+    let mut s = String::new();
+    s += pick(rng, &["v", "v", "v", "v", "", "V"]);
+    s += pick(rng, &["1", "0", "2", "01", "10", ""]);
+    if rng.u8(..5) != 0 {
+        s += pick(rng, &[".0", ".2", ".10", ".01", "."]);
+        if rng.u8(..4) != 0 {
+            s += pick(rng, &[".0", ".3", ".11", ".00", ""]);
+        }
+    }
+    if rng.u8(..3) == 0 {
+        s += pick(rng, &["-alpha", "-beta.2", "-0", "-01", "-rc.1", "-0.20191109021931-daa7c04131f5", "-", "-a..b", "-x-y", "-1.2"]);
+    }
+    if rng.u8(..4) == 0 {
+        s += pick(rng, &["+incompatible", "+meta", "+", "+a.b", "+a..b", "+0x"]);
+    }
+    s
+}
+
+#[test]
+fn go_against_x_mod_semver() {
+    // The Go toolchain vendors golang.org/x/mod/semver; build it with a small driver.
+    if !kensa_testdata::require_tool("go") {
+        return;
+    }
+    let goroot = Command::new("go").args(["env", "GOROOT"]).output().unwrap();
+    let goroot = String::from_utf8(goroot.stdout).unwrap().trim().to_string();
+    let semver_go = Path::new(&goroot).join("src/cmd/vendor/golang.org/x/mod/semver/semver.go");
+    let Ok(source) = std::fs::read_to_string(&semver_go) else {
+        assert!(!kensa_testdata::in_ci(), "{} is missing", semver_go.display());
+        eprintln!("SKIP: {} is missing", semver_go.display());
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("kensa-go-semver-oracle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("semver.go"), source.replacen("package semver", "package main", 1)).unwrap();
+    std::fs::write(
+        dir.join("main.go"),
+        r#"package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+)
+
+func main() {
+	in := bufio.NewScanner(os.Stdin)
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	for in.Scan() {
+		f := strings.Split(in.Text(), "\t")
+		fmt.Fprintf(out, "%d %v %q\n", Compare(f[0], f[1]), IsValid(f[0]), Canonical(f[0]))
+	}
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("go.mod"), "module oracle\n\ngo 1.17\n").unwrap();
+    let bin = dir.join("oracle");
+    let built = Command::new("go")
+        .args(["build", "-o", bin.to_str().unwrap(), "."])
+        .current_dir(&dir)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", dir.join("cache"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "go build of the x/mod/semver oracle failed");
+    let mut rng = fastrand::Rng::with_seed(20261125);
+    let pairs: Vec<(String, String)> = (0..1500)
+        .map(|_| {
+            let a = go_string(&mut rng);
+            let b = if rng.u8(..4) == 0 { a.clone() } else { go_string(&mut rng) };
+            (a, b)
+        })
+        .collect();
+    let input: String = pairs.iter().map(|(a, b)| format!("{a}\t{b}\n")).collect();
+    let lines = run(&bin, &[], &input);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(lines.len(), pairs.len());
+    let mut bad = Vec::new();
+    let mut answers = Vec::new();
+    for ((a, b), line) in pairs.iter().zip(&lines) {
+        let parsed = go::Version::parse(a);
+        let canonical = parsed.as_ref().map(|v| v.canonical()).unwrap_or_default();
+        let ours = format!("{} {} {canonical:?}", sign(go::compare_lenient(a, b)), parsed.is_ok());
+        answers.push(line.split(' ').next().unwrap().to_string());
+        if &ours != line {
+            bad.push(format!("{a:?} vs {b:?}: x/mod/semver {line}, ours {ours}"));
+        }
+    }
+    assert_varied("go", &answers, &["-1", "0", "1"]);
+    assert_no_mismatch("go", bad, pairs.len());
 }
