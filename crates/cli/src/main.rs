@@ -1,6 +1,7 @@
 //! `kensa`: the one command-line entry point. Each subcommand lives in `commands/`.
 
 mod commands;
+mod target;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,7 @@ enum Command {
     /// CIS benchmark scans with SCAP Security Guide content (XCCDF 1.2 + OVAL 5.11), like OpenSCAP.
     #[command(subcommand)]
     Cis(commands::cis::CisCommand),
+    Sbom(commands::sbom::SbomArgs),
     /// Build, update, inspect and search the local vulnerability database.
     #[command(subcommand)]
     Db(commands::db::DbCommand),
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Version(cmd) => commands::version::run(cmd),
         Command::Cis(cmd) => commands::cis::run(cmd),
+        Command::Sbom(args) => commands::sbom::run(args),
         Command::Db(cmd) => commands::db::run(cmd),
     };
     match result {

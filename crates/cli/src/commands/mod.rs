@@ -2,6 +2,7 @@
 
 pub mod cis;
 pub mod db;
+pub mod sbom;
 pub mod version;
 
 /// Success (and, for `scan`, no finding that trips `--exit-code`).

@@ -1,0 +1,129 @@
+//! Opening a scan target: `TARGET` on the command line becomes a [`kensa_fs::Root`].
+//!
+//! A target is a directory holding a root filesystem, `/` (the live host), or a container image
+//! archive (`docker save` tarball, OCI layout directory or tar). The kind is detected from the
+//! content; a `KIND:` prefix (`dir:`, `image:`) forces it. To add a kind: a [`TargetKind`]
+//! variant, its prefix in [`TargetKind::from_prefix`], a test in [`detect_kind`] and an arm in
+//! [`open_target`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use kensa_fs::image::{self, ImageFs};
+use kensa_fs::Root;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    /// The live host's root filesystem (`/`).
+    Host,
+    /// A directory holding a root filesystem (an extracted image, a chroot, a mounted snapshot).
+    Dir,
+    /// A container image archive or OCI layout.
+    Image,
+    /// A virtual machine disk image or snapshot (raw, qcow2, VMDK), read without mounting.
+    Disk,
+}
+
+impl TargetKind {
+    /// The kind a `KIND:` prefix names.
+    pub fn from_prefix(prefix: &str) -> Option<Self> {
+        match prefix {
+            "dir" => Some(TargetKind::Dir),
+            "image" | "docker-archive" | "oci-archive" | "oci-dir" => Some(TargetKind::Image),
+            "host" => Some(TargetKind::Host),
+            "vm" | "disk" => Some(TargetKind::Disk),
+            _ => None,
+        }
+    }
+}
+
+/// An opened target.
+pub struct Target {
+    pub root: Root,
+    /// Shown in output (`Inventory::target`): the path as given, or the image's tag.
+    pub name: String,
+    pub kind: TargetKind,
+    /// Problems met while opening it (e.g. unsafe entries skipped in an image layer).
+    pub warnings: Vec<String>,
+}
+
+/// Splits `image:PATH` into the forced kind and the path; a plain path gives `None`.
+pub fn parse_spec(spec: &str) -> (Option<TargetKind>, PathBuf) {
+    if let Some((prefix, rest)) = spec.split_once(':') {
+        if let Some(kind) = TargetKind::from_prefix(prefix) {
+            return (Some(kind), PathBuf::from(if rest.is_empty() && kind == TargetKind::Host { "/" } else { rest }));
+        }
+    }
+    (None, PathBuf::from(spec))
+}
+
+/// Detects the kind of `path` from its content.
+pub fn detect_kind(path: &Path) -> anyhow::Result<TargetKind> {
+    let md = std::fs::metadata(path).with_context(|| format!("cannot open target {}", path.display()))?;
+    if md.is_dir() && path.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false) {
+        return Ok(TargetKind::Host);
+    }
+    if image::probe(path).with_context(|| format!("cannot read target {}", path.display()))?.is_some() {
+        return Ok(TargetKind::Image);
+    }
+    if md.is_dir() {
+        return Ok(TargetKind::Dir);
+    }
+    if kensa_disk::is_disk_image(path) {
+        return Ok(TargetKind::Disk);
+    }
+    bail!("{}: not a directory, a container image archive (docker save, OCI layout) or a supported disk image", path.display())
+}
+
+/// Opens `spec` (see the module docs).
+pub fn open_target(spec: &str) -> anyhow::Result<Target> {
+    let (forced, path) = parse_spec(spec);
+    let kind = match forced {
+        Some(k) => k,
+        None => detect_kind(&path)?,
+    };
+    let name = path.display().to_string();
+    match kind {
+        TargetKind::Host => Ok(Target { root: Root::host(), name: "/".into(), kind, warnings: Vec::new() }),
+        TargetKind::Dir => {
+            let root = Root::dir(&path).with_context(|| format!("cannot open directory {}", path.display()))?;
+            Ok(Target { root, name, kind, warnings: Vec::new() })
+        }
+        TargetKind::Image => {
+            let img = ImageFs::open(&path)?;
+            let warnings = img.warnings().to_vec();
+            let name = img.reference().filter(|r| !r.starts_with("sha256:")).map(str::to_string).unwrap_or(name);
+            Ok(Target { root: Root::new(img), name, kind, warnings })
+        }
+        TargetKind::Disk => {
+            let disk = kensa_disk::open_image(&path, &kensa_disk::Limits::default())?;
+            Ok(Target { root: disk.root, name, kind, warnings: disk.notes })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(parse_spec("image:/tmp/a.tar"), (Some(TargetKind::Image), PathBuf::from("/tmp/a.tar")));
+        assert_eq!(parse_spec("dir:/srv/root"), (Some(TargetKind::Dir), PathBuf::from("/srv/root")));
+        assert_eq!(parse_spec("/srv/root"), (None, PathBuf::from("/srv/root")));
+        // A colon that is not a known prefix is part of the path.
+        assert_eq!(parse_spec("weird:name"), (None, PathBuf::from("weird:name")));
+    }
+
+    #[test]
+    fn detection() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(detect_kind(dir.path()).unwrap(), TargetKind::Dir);
+        assert_eq!(detect_kind(Path::new("/")).unwrap(), TargetKind::Host);
+        let f = dir.path().join("notes.txt");
+        std::fs::write(&f, "hello").unwrap();
+        let err = detect_kind(&f).unwrap_err().to_string();
+        assert!(err.contains("not a directory, a container image"), "{err}");
+        assert!(detect_kind(&dir.path().join("missing")).is_err());
+    }
+}
