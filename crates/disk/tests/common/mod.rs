@@ -139,7 +139,7 @@ pub fn fixture() -> Option<Fixture> {
 /// GPT disks come out with the filesystem at 111 MiB / 12 MiB and no partition table. Keep one such
 /// disk (kensa finds the filesystem by signature), then write the tables the script meant to and
 /// redo its conversions.
-fn fix_gpt(images: &Path) -> Result<(), String> {
+pub fn fix_gpt(images: &Path) -> Result<(), String> {
     let out = Command::new("sgdisk").arg("-p").arg(images.join("disk-gpt-ext4.raw")).output().map_err(|e| e.to_string())?;
     if String::from_utf8_lossy(&out.stdout).contains("cloudimg-rootfs") {
         return Ok(());

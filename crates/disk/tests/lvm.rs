@@ -1,0 +1,107 @@
+//! LVM2: a GPT disk whose partition is a physical volume made by the real tools (pvcreate,
+//! vgcreate, lvcreate on a loop device; no device-mapper needed), with a root LV in two
+//! non-adjacent segments. The filesystem is written into the LV's extents at the offsets
+//! `lvs --segments` reports, and must read back as the source tree.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use kensa_disk::{open_image, Limits};
+
+const LVM_CONFIG: &str = "devices { use_devicesfile=0 } activation { udev_sync=0 udev_rules=0 }";
+
+fn lvm(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(args[0])
+        .args(["--driverloaded", "n", "--config", LVM_CONFIG])
+        .args(&args[1..])
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+fn build(fs_image: &Path, out: &Path) -> Result<(), String> {
+    let disk = out.join("lvm.raw");
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&disk);
+    std::fs::File::create(&disk).and_then(|f| f.set_len(400 * MIB)).map_err(|e| e.to_string())?;
+    let st = Command::new("sgdisk").args(["-n", "1:1M:+390M", "-t", "1:8E00"]).arg(&disk).output().map_err(|e| e.to_string())?;
+    if !st.status.success() {
+        return Err("sgdisk failed".into());
+    }
+    let lo = Command::new("losetup").args(["-f", "--show", "-o", "1048576", "--sizelimit", &(390 * MIB).to_string()]).arg(&disk).output().map_err(|e| e.to_string())?;
+    if !lo.status.success() {
+        return Err(format!("no loop device: {}", String::from_utf8_lossy(&lo.stderr)));
+    }
+    let loopdev = String::from_utf8_lossy(&lo.stdout).trim().to_string();
+    let result = (|| -> Result<(), String> {
+        lvm(&["pvcreate", "-ff", "-y", &loopdev])?;
+        lvm(&["vgcreate", "kensavg", &loopdev])?;
+        lvm(&["lvcreate", "--activate", "n", "--zero", "n", "-L", "100M", "-n", "root", "kensavg"])?;
+        lvm(&["lvcreate", "--activate", "n", "--zero", "n", "-L", "8M", "-n", "pad", "kensavg"])?;
+        lvm(&["lvextend", "-L", "+100M", "kensavg/root"])?;
+        let pv = lvm(&["pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start,vg_extent_size", &loopdev])?;
+        let nums: Vec<u64> = pv.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+        let (pe_start, extent) = (nums[0], nums[1]);
+        let segs = lvm(&["lvs", "--segments", "--noheadings", "-o", "lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges", "kensavg"])?;
+        let mut segments = 0;
+        for line in segs.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.first() != Some(&"root") {
+                continue;
+            }
+            let lv_start: u64 = f[1].parse().unwrap();
+            let len: u64 = f[2].parse().unwrap();
+            let pe: u64 = f[3].rsplit(':').next().unwrap().split('-').next().unwrap().parse().unwrap();
+            let st = Command::new("dd")
+                .arg(format!("if={}", fs_image.display()))
+                .arg(format!("of={}", disk.display()))
+                .args(["bs=1M", "iflag=skip_bytes,count_bytes", "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
+                .arg(format!("skip={}", lv_start * extent))
+                .arg(format!("count={}", len * extent))
+                .arg(format!("seek={}", MIB + pe_start + pe * extent))
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !st.success() {
+                return Err("dd failed".into());
+            }
+            segments += 1;
+        }
+        if segments != 2 {
+            return Err(format!("expected the root LV in 2 segments, lvs said: {segs}"));
+        }
+        lvm(&["vgchange", "-an", "kensavg"]).map(|_| ())
+    })();
+    let _ = Command::new("losetup").arg("-d").arg(&loopdev).status();
+    result
+}
+
+#[test]
+fn linear_logical_volume_in_two_segments() {
+    let Some(fx) = fixture() else { return };
+    for t in ["pvcreate", "losetup"] {
+        if !kensa_testdata::require_tool(t) {
+            return;
+        }
+    }
+    let fs_image = fx.image("inline.ext4");
+    let Some(dir) = kensa_testdata::cached_fixture("disk-lvm-v1", |out| build(&fs_image, out)) else { return };
+    let t = open_image(&dir.join("lvm.raw"), &Limits::default()).unwrap();
+    let pv = t.volumes.iter().find(|v| v.partition == Some(1)).unwrap();
+    assert_eq!(pv.fs_type.as_deref(), Some("LVM2_member"));
+    let root = t.volumes.iter().find(|v| v.name == "LV kensavg/root").expect("root LV");
+    assert_eq!(root.size, 200 * MIB);
+    assert_eq!(root.mount_point.as_deref(), Some(Path::new("/")));
+    let pad = t.volumes.iter().find(|v| v.name == "LV kensavg/pad").expect("pad LV");
+    assert_eq!(pad.size, 8 * MIB);
+    let mut got = fs_tree(&**t.root.raw());
+    got.remove(Path::new("/lost+found"));
+    assert_same_tree("lvm.raw", &host_tree(&fx.tree), &got);
+}
