@@ -137,6 +137,10 @@ fn java_pom_manifest_filename_and_nesting() {
         .add("BOOT-INF/lib/log4j-core-2.14.1.jar", &core, false)
         .finish();
     write(d, "/usr/local/lib/app/demo-2.3.0.jar", &boot);
+    // A "fully executable" Spring Boot JAR: a launch script prepended to the zip.
+    let mut exec_jar = b"#!/bin/bash\n# launch script\nexec java -jar \"$0\" \"$@\"\n".to_vec();
+    exec_jar.extend_from_slice(&jar(&[("com.example", "exec-app", "0.1.0")], ""));
+    write(d, "/opt/exec/exec-app.jar", &exec_jar);
     let inv = run(d, &DeepInspection::all(), &Limits::default());
     assert!(inv.warnings.is_empty(), "{:#?}", inv.warnings);
     let got: Vec<_> = purl_at(&inv).into_iter().collect();
@@ -145,6 +149,7 @@ fn java_pom_manifest_filename_and_nesting() {
         ("pkg:maven/aopalliance/aopalliance@1.0", "/srv/ear/enterprise.ear!lib/aopalliance-1.0.jar"),
         ("pkg:maven/cglib/cglib@3.2.12", "/opt/lib/guice.jar"),
         ("pkg:maven/com.example/demo@2.3.0", "/usr/local/lib/app/demo-2.3.0.jar"),
+        ("pkg:maven/com.example/exec-app@0.1.0", "/opt/exec/exec-app.jar"),
         ("pkg:maven/com.example/webapp@1.4.2", "/srv/ear/enterprise.ear!webapp.war"),
         ("pkg:maven/com.google.inject/guice@4.2.3", "/opt/lib/guice.jar"),
         ("pkg:maven/commons-collections/commons-collections3@3.2.2", "/opt/lib/commons-collections3-3.2.2.jar"),
@@ -170,6 +175,9 @@ fn go_and_rust_binaries_hand_assembled() {
     let audit = br#"{"packages":[{"name":"myapp","version":"0.1.0","source":"local","root":true,"dependencies":[1]},{"name":"smallvec","version":"1.6.0","source":"crates.io"},{"name":"cc","version":"1.0.73","source":"crates.io","kind":"build"}]}"#;
     let rust = elf64(&[Sec { name: ".text", addr: 0x1000, data: vec![0xc3; 16] }, Sec { name: ".dep-v0", addr: 0, data: zlib(audit) }]);
     let plain = elf64(&[Sec { name: ".text", addr: 0x1000, data: vec![0xc3; 128] }]);
+    let toolchain_cmd = elf64(&[Sec { name: ".go.buildinfo", addr: 0x50_0000, data: go_buildinfo_inline("go1.21.5", &go_modinfo("path\tcmd/compile\nbuild\t-compiler=gc\n")) }]);
+    write(d, "usr/lib/go/pkg/tool/linux_amd64/compile", &toolchain_cmd);
+    fs::set_permissions(d.join("usr/lib/go/pkg/tool/linux_amd64/compile"), fs::Permissions::from_mode(0o755)).unwrap();
     for (name, bytes, mode) in [("usr/bin/tool", &inline, 0o755), ("usr/bin/oldtool", &old, 0o755), ("usr/bin/myapp", &rust, 0o755), ("usr/bin/plain", &plain, 0o755), ("srv/not-exec", &inline, 0o644)] {
         write(d, name, bytes);
         fs::set_permissions(d.join(name), fs::Permissions::from_mode(mode)).unwrap();
@@ -190,6 +198,7 @@ fn go_and_rust_binaries_hand_assembled() {
         ("pkg:golang/golang.org/x/text@v0.3.8", "/usr/bin/tool"),
         ("pkg:golang/stdlib@1.16.15", "/usr/bin/oldtool"),
         ("pkg:golang/stdlib@1.21.5", "/usr/bin/tool"),
+        ("pkg:golang/stdlib@1.21.5", "/usr/lib/go/pkg/tool/linux_amd64/compile"),
     ]
     .map(|(a, b)| (a.to_string(), b.to_string()));
     assert_eq!(got, want);

@@ -351,7 +351,8 @@ fn go_packages(bi: &GoBuildInfo, location: &str) -> Vec<Package> {
         }
         p
     };
-    if !bi.main_path.is_empty() {
+    // The main module; toolchain commands (`path cmd/compile` without a `mod` line) have none.
+    if !bi.main_path.is_empty() && !bi.main_version.is_empty() {
         let mut p = mk(&bi.main_path, &bi.main_version, golang_purl(&bi.main_path, &bi.main_version));
         for (k, v) in &bi.settings {
             if k == "vcs.revision" || k == "GOOS" || k == "GOARCH" {
