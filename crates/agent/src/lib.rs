@@ -27,6 +27,8 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     pub name: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// PEM file of CA certificates to trust for an HTTPS server (instead of the public roots).
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// What the agent remembers between runs (`STATE_DIR/agent.json`, mode 0600).
@@ -111,8 +113,24 @@ pub fn machine_name(root: &kensa_fs::Root, configured: Option<&str>) -> anyhow::
     bail!("cannot name this machine: no /etc/hostname or /etc/machine-id under {}; pass --name", root.describe())
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(120))).http_status_as_error(false).build().into()
+fn agent(ca_cert: Option<&Path>) -> anyhow::Result<ureq::Agent> {
+    let mut b = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(120))).http_status_as_error(false);
+    if let Some(ca) = ca_cert {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read CA certificates {}", ca.display()))?;
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{} is not a PEM certificate file", ca.display()))?;
+        if certs.is_empty() {
+            bail!("{} holds no certificate", ca.display());
+        }
+        b = b.tls_config(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&certs)).build());
+    }
+    Ok(b.build().into())
 }
 
 /// Reads a response: JSON on 2xx, the server's `{code, message}` as an error otherwise.
@@ -140,7 +158,7 @@ pub struct Agent {
 impl Agent {
     /// Loads the saved credential, or enrolls with the one-time token.
     pub fn start(cfg: AgentConfig) -> anyhow::Result<Agent> {
-        let http = agent();
+        let http = agent(cfg.ca_cert.as_deref())?;
         let server = cfg.server.trim_end_matches('/').to_string();
         let state = match load_state(&cfg.state_dir)? {
             Some(s) if s.server == server => s,

@@ -296,3 +296,70 @@ volumes = ["vm-vfat.img"]
     assert_eq!(st, 200);
     assert_eq!(sbom["bomFormat"], "CycloneDX");
 }
+
+/// The API over TLS: an agent that trusts the server's CA enrolls and reports; plain HTTP to the
+/// TLS port fails.
+#[test]
+fn fleet_over_tls() {
+    if !kensa_testdata::require_tool("openssl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // A test CA and a server certificate it signs (webpki refuses a CA certificate as end entity).
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run_ok(Command::new("openssl").args(["req", "-x509"]).args(ec).args(["-days", "2", "-subj", "/CN=kensa test CA", "-keyout"]).arg(t.join("ca.key")).arg("-out").arg(t.join("ca.pem")));
+    run_ok(Command::new("openssl").args(["req"]).args(ec).args(["-subj", "/CN=localhost", "-keyout"]).arg(t.join("key.pem")).arg("-out").arg(t.join("leaf.csr")));
+    write(&t.join("leaf.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n");
+    run_ok(Command::new("openssl").args(["x509", "-req", "-days", "2", "-in"]).arg(t.join("leaf.csr")).arg("-CA").arg(t.join("ca.pem")).arg("-CAkey").arg(t.join("ca.key")).arg("-CAcreateserial").arg("-extfile").arg(t.join("leaf.ext")).arg("-out").arg(t.join("cert.pem")));
+    let root = t.join("root");
+    make_root(&root, "tls-host", false);
+    let port = free_port();
+    let child = kensa()
+        .args(["server", "--data"])
+        .arg(t.join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--tls-cert"])
+        .arg(t.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(t.join("key.pem"))
+        .arg("--admin-token-file")
+        .arg({
+            write(&t.join("admin"), ADMIN);
+            t.join("admin")
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let s = Server { child, url: format!("https://127.0.0.1:{port}") };
+    // Enroll through the agent, trusting the test CA; retry while the server starts.
+    let pem = std::fs::read(t.join("ca.pem")).unwrap();
+    let cert = ureq::tls::Certificate::from_pem(&pem).unwrap();
+    let https: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[cert])).build())
+        .build()
+        .into();
+    let mut token = String::new();
+    wait_for("the TLS server", Duration::from_secs(30), || {
+        let mut r = https.post(format!("{}/api/v1/enrollment-tokens", s.url)).header("Authorization", format!("Bearer {ADMIN}")).send_empty().map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).map_err(|e| e.to_string())?;
+        token = v["token"].as_str().ok_or("no token")?.to_string();
+        Ok(())
+    });
+    let out = run_ok(
+        kensa()
+            .args(["agent", "--server", &s.url, "--once", "--enroll-token", &token, "--ca-cert"])
+            .arg(t.join("ca.pem"))
+            .arg("--root")
+            .arg(&root)
+            .arg("--state-dir")
+            .arg(t.join("state")),
+    );
+    let _ = out;
+    // Without the CA the agent refuses the server's certificate.
+    let out = kensa().args(["agent", "--server", &s.url, "--once", "--root"]).arg(&root).arg("--state-dir").arg(t.join("state2")).args(["--enroll-token", "x"]).output().unwrap();
+    assert!(!out.status.success());
+    // Plain HTTP on the TLS port gets no API answer.
+    assert!(http().get(format!("http://127.0.0.1:{port}/api/v1/coverage")).call().map(|r| r.status() != 200).unwrap_or(true));
+}

@@ -13,6 +13,7 @@ pub mod findings;
 pub mod provider;
 pub mod settings;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,8 @@ pub struct ServerConfig {
     /// Admin token (from `KENSA_ADMIN_TOKEN` or `--admin-token-file`); generated when `None`.
     pub admin_token: Option<String>,
     pub machines_file: Option<PathBuf>,
+    /// PEM certificate chain and key: serve HTTPS instead of HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// How often the scheduler wakes up (provider sync, agentless scans, database changes).
     pub tick: Duration,
 }
@@ -166,8 +169,13 @@ fn sync_provider(state: &AppState, last: &mut Option<Vec<provider::ProvidedMachi
 
 /// Runs the server until Ctrl-C / SIGTERM.
 pub async fn serve(cfg: ServerConfig, state: Arc<AppState>) -> anyhow::Result<()> {
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(tls::load_config(cert, key)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    eprintln!("kensa server listening on http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("kensa server listening on {scheme}://{}", listener.local_addr()?);
     let sched_state = state.clone();
     let tick = cfg.tick;
     tokio::spawn(async move {
@@ -198,7 +206,10 @@ pub async fn serve(cfg: ServerConfig, state: Arc<AppState>) -> anyhow::Result<()
         }
     });
     let app = api::router(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    match tls {
+        Some(tls) => axum::serve(tls::TlsListener::new(listener, tls)?, app).with_graceful_shutdown(shutdown_signal()).await?,
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?,
+    }
     Ok(())
 }
 

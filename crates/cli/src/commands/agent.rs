@@ -33,6 +33,9 @@ pub struct AgentArgs {
     /// Tag the machine (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     tags: Vec<(String, String)>,
+    /// CA certificates (PEM) to trust for an HTTPS server with a private certificate.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Report once and exit (for cron jobs and tests).
     #[arg(long)]
     once: bool,
@@ -53,6 +56,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         state_dir: args.state_dir,
         name: args.name,
         tags: args.tags.into_iter().collect::<BTreeMap<_, _>>(),
+        ca_cert: args.ca_cert,
     };
     let mut agent = kensa_agent::Agent::start(cfg)?;
     if args.once {

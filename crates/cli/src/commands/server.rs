@@ -32,6 +32,12 @@ pub struct ServerArgs {
     /// TOML file of machines without agents (`[[machine]]` tables with id, name, tags, volumes).
     #[arg(long, value_name = "FILE")]
     machines: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// How often the scheduler looks for work (machines file changes, due agentless scans).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     tick_seconds: u64,
@@ -56,6 +62,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         vuln_db: args.db,
         admin_token,
         machines_file: args.machines,
+        tls: args.tls_cert.zip(args.tls_key),
         tick: Duration::from_secs(args.tick_seconds.max(1)),
     };
     let (state, note) = kensa_server::prepare(&cfg)?;
