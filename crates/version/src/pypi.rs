@@ -60,11 +60,96 @@ fn is_py_space(c: char) -> bool {
     c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
 }
 
+/// A non-negative integer of any size, as Python's `int` holds version numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Number {
+    Small(u64),
+    /// Decimal digits without leading zeros, only for values above `u64::MAX`.
+    Big(Box<str>),
+}
+
+static ZERO: Number = Number::Small(0);
+
+impl Number {
+    /// Python's `int()` refuses more than 4300 digits; so do we.
+    fn parse(s: &str) -> Result<Number, &'static str> {
+        let digits = s.trim_start_matches('0');
+        if digits.len() > 4300 {
+            return Err("number has more than 4300 digits");
+        }
+        Ok(match digits.parse::<u64>() {
+            Ok(n) => Number::Small(n),
+            Err(_) if digits.is_empty() => Number::Small(0),
+            Err(_) => Number::Big(digits.into()),
+        })
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Number::Small(0)
+    }
+
+    fn plus_one(&self) -> Number {
+        match self {
+            Number::Small(n) if *n < u64::MAX => Number::Small(n + 1),
+            Number::Small(n) => Number::Big((u128::from(*n) + 1).to_string().into()),
+            Number::Big(d) => {
+                let mut digits = d.as_bytes().to_vec();
+                let mut i = digits.len();
+                loop {
+                    if i == 0 {
+                        digits.insert(0, b'1');
+                        break;
+                    }
+                    i -= 1;
+                    if digits[i] == b'9' {
+                        digits[i] = b'0';
+                    } else {
+                        digits[i] += 1;
+                        break;
+                    }
+                }
+                Number::Big(String::from_utf8(digits).expect("ASCII digits").into())
+            }
+        }
+    }
+}
+
+impl From<u64> for Number {
+    fn from(n: u64) -> Number {
+        Number::Small(n)
+    }
+}
+
+impl Ord for Number {
+    fn cmp(&self, other: &Number) -> Ordering {
+        match (self, other) {
+            (Number::Small(a), Number::Small(b)) => a.cmp(b),
+            (Number::Small(_), Number::Big(_)) => Ordering::Less,
+            (Number::Big(_), Number::Small(_)) => Ordering::Greater,
+            (Number::Big(a), Number::Big(b)) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+        }
+    }
+}
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Number) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Number::Small(n) => write!(f, "{n}"),
+            Number::Big(d) => f.write_str(d),
+        }
+    }
+}
+
 /// One segment of a local version label: numbers sort above strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalSegment {
     Str(Box<str>),
-    Num(u64),
+    Num(Number),
 }
 
 impl Ord for LocalSegment {
@@ -94,17 +179,21 @@ pub enum PreKind {
 /// A parsed, normalized PEP 440 version. Equality and order are PEP 440's (`1.0 == 1.0.0`).
 #[derive(Debug, Clone)]
 pub struct Version {
-    pub epoch: u64,
+    pub epoch: Number,
     /// As written (trailing zeros kept: `==1.0.*` needs them); ordering ignores them.
-    pub release: Vec<u64>,
-    pub pre: Option<(PreKind, u64)>,
-    pub post: Option<u64>,
-    pub dev: Option<u64>,
+    pub release: Vec<Number>,
+    pub pre: Option<(PreKind, Number)>,
+    pub post: Option<Number>,
+    pub dev: Option<Number>,
     pub local: Option<Vec<LocalSegment>>,
 }
 
-fn number(s: &str) -> Result<u64, &'static str> {
-    s.parse::<u64>().map_err(|_| "number too large (more than 64 bits)")
+fn number(s: &str) -> Result<Number, &'static str> {
+    Number::parse(s)
+}
+
+fn zero() -> Result<Number, &'static str> {
+    Ok(Number::Small(0))
 }
 
 impl Version {
@@ -115,7 +204,7 @@ impl Version {
     fn parse_inner(s: &str) -> Result<Version, &'static str> {
         let trimmed = s.trim_matches(is_py_space);
         let caps = version_regex().captures(trimmed).ok_or("not a PEP 440 version")?;
-        let epoch = caps.name("epoch").map_or(Ok(0), |m| number(m.as_str()))?;
+        let epoch = caps.name("epoch").map_or_else(zero, |m| number(m.as_str()))?;
         let release =
             caps.name("release").expect("release is required").as_str().split('.').map(number).collect::<Result<Vec<_>, _>>()?;
         let pre = match caps.name("pre_l") {
@@ -125,19 +214,19 @@ impl Version {
                     "b" | "beta" => PreKind::Beta,
                     _ => PreKind::Rc, // c, rc, pre, preview
                 };
-                Some((kind, caps.name("pre_n").map_or(Ok(0), |m| number(m.as_str()))?))
+                Some((kind, caps.name("pre_n").map_or_else(zero, |m| number(m.as_str()))?))
             }
             None => None,
         };
         let post = if let Some(n) = caps.name("post_n1") {
             Some(number(n.as_str())?)
         } else if caps.name("post_l").is_some() {
-            Some(caps.name("post_n2").map_or(Ok(0), |m| number(m.as_str()))?)
+            Some(caps.name("post_n2").map_or_else(zero, |m| number(m.as_str()))?)
         } else {
             None
         };
         let dev = match caps.name("dev_l") {
-            Some(_) => Some(caps.name("dev_n").map_or(Ok(0), |m| number(m.as_str()))?),
+            Some(_) => Some(caps.name("dev_n").map_or_else(zero, |m| number(m.as_str()))?),
             None => None,
         };
         let local = match caps.name("local") {
@@ -162,23 +251,23 @@ impl Version {
         self.pre.is_some() || self.dev.is_some()
     }
 
-    fn trimmed_release(&self) -> &[u64] {
+    fn trimmed_release(&self) -> &[Number] {
         let mut n = self.release.len();
-        while n > 0 && self.release[n - 1] == 0 {
+        while n > 0 && self.release[n - 1].is_zero() {
             n -= 1;
         }
         &self.release[..n]
     }
 
     /// packaging's `_cmpkey` suffix: (pre_rank, pre_n, post_rank, post_n, dev_rank, dev_n).
-    fn suffix_key(&self) -> (i8, u64, u8, u64, u8, u64) {
-        let (pre_rank, pre_n) = match (self.pre, self.post, self.dev) {
-            (None, None, Some(_)) => (-1, 0), // dev-only sorts before all pre-releases
-            (None, _, _) => (3, 0),
-            (Some((k, n)), _, _) => (k as i8, n),
+    fn suffix_key(&self) -> (i8, &Number, u8, &Number, u8, &Number) {
+        let (pre_rank, pre_n) = match (&self.pre, &self.post, &self.dev) {
+            (None, None, Some(_)) => (-1, &ZERO), // dev-only sorts before all pre-releases
+            (None, _, _) => (3, &ZERO),
+            (Some((k, n)), _, _) => (*k as i8, n),
         };
-        let (post_rank, post_n) = self.post.map_or((0, 0), |n| (1, n));
-        let (dev_rank, dev_n) = self.dev.map_or((1, 0), |n| (0, n));
+        let (post_rank, post_n) = self.post.as_ref().map_or((0, &ZERO), |n| (1, n));
+        let (dev_rank, dev_n) = self.dev.as_ref().map_or((1, &ZERO), |n| (0, n));
         (pre_rank, pre_n, post_rank, post_n, dev_rank, dev_n)
     }
 
@@ -198,15 +287,15 @@ impl Version {
         Version { local: None, ..self.clone() }
     }
 
-    fn dev0_of(epoch: u64, release: Vec<u64>) -> Version {
-        Version { epoch, release, pre: None, post: None, dev: Some(0), local: None }
+    fn dev0_of(epoch: Number, release: Vec<Number>) -> Version {
+        Version { epoch, release, pre: None, post: None, dev: Some(Number::Small(0)), local: None }
     }
 
     /// `_next_prefix_dev0`: 1.2 -> 1.3.dev0.
-    fn next_prefix_dev0(epoch: u64, release: &[u64]) -> Version {
+    fn next_prefix_dev0(epoch: Number, release: &[Number]) -> Version {
         let mut r = release.to_vec();
         if let Some(last) = r.last_mut() {
-            *last = last.saturating_add(1);
+            *last = last.plus_one();
         }
         Self::dev0_of(epoch, r)
     }
@@ -391,10 +480,10 @@ impl Specifier {
             Operator::GreaterEqual => v >= spec,
             Operator::LessEqual => v <= spec || v.without_local() == *spec,
             Operator::Greater => {
-                if let Some(dev) = spec.dev {
-                    *v >= Version { dev: Some(dev.saturating_add(1)), local: None, ..spec.clone() }
-                } else if let Some(post) = spec.post {
-                    *v >= Version { post: Some(post.saturating_add(1)), dev: Some(0), local: None, ..spec.clone() }
+                if let Some(dev) = &spec.dev {
+                    *v >= Version { dev: Some(dev.plus_one()), local: None, ..spec.clone() }
+                } else if let Some(post) = &spec.post {
+                    *v >= Version { post: Some(post.plus_one()), dev: Some(Number::Small(0)), local: None, ..spec.clone() }
                 } else {
                     // Excludes V, V+local and every V.postN.
                     v > spec && !(v.same_family(spec) && v.pre == spec.pre)
@@ -404,18 +493,18 @@ impl Specifier {
                 let bound = if spec.is_prerelease() {
                     spec.clone()
                 } else {
-                    Version { dev: Some(0), local: None, ..spec.clone() }
+                    Version { dev: Some(Number::Small(0)), local: None, ..spec.clone() }
                 };
                 *v < bound
             }
             Operator::Compatible => {
                 let prefix = &spec.release[..spec.release.len() - 1];
-                v >= spec && *v < Version::next_prefix_dev0(spec.epoch, prefix)
+                v >= spec && *v < Version::next_prefix_dev0(spec.epoch.clone(), prefix)
             }
             Operator::Equal | Operator::NotEqual => {
                 let inside = if self.wildcard {
-                    *v >= Version::dev0_of(spec.epoch, spec.release.clone())
-                        && *v < Version::next_prefix_dev0(spec.epoch, &spec.release)
+                    *v >= Version::dev0_of(spec.epoch.clone(), spec.release.clone())
+                        && *v < Version::next_prefix_dev0(spec.epoch.clone(), &spec.release)
                 } else if self.has_local {
                     v == spec
                 } else {
@@ -472,7 +561,7 @@ impl Specifier {
 impl std::fmt::Display for Version {
     /// The normalized form (`str(Version)`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.epoch != 0 {
+        if !self.epoch.is_zero() {
             write!(f, "{}!", self.epoch)?;
         }
         for (i, n) in self.release.iter().enumerate() {
@@ -481,7 +570,7 @@ impl std::fmt::Display for Version {
             }
             write!(f, "{n}")?;
         }
-        if let Some((k, n)) = self.pre {
+        if let Some((k, n)) = &self.pre {
             let l = match k {
                 PreKind::Alpha => "a",
                 PreKind::Beta => "b",
@@ -489,10 +578,10 @@ impl std::fmt::Display for Version {
             };
             write!(f, "{l}{n}")?;
         }
-        if let Some(n) = self.post {
+        if let Some(n) = &self.post {
             write!(f, ".post{n}")?;
         }
-        if let Some(n) = self.dev {
+        if let Some(n) = &self.dev {
             write!(f, ".dev{n}")?;
         }
         if let Some(local) = &self.local {
@@ -508,5 +597,30 @@ impl std::fmt::Display for Version {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_of_any_size() {
+        let big = Number::parse("18446744073709551615").unwrap();
+        assert_eq!(big, Number::Small(u64::MAX));
+        assert_eq!(big.plus_one().to_string(), "18446744073709551616");
+        assert_eq!(Number::parse("999").unwrap().plus_one().to_string(), "1000");
+        assert_eq!(Number::parse("99999999999999999999999").unwrap().plus_one().to_string(), "100000000000000000000000");
+        assert!(Number::parse("100000000000000000000").unwrap() > Number::Small(u64::MAX));
+        assert_eq!(Number::parse("000").unwrap(), Number::Small(0));
+    }
+
+    #[test]
+    fn normalized_form() {
+        let v = Version::parse(" V1!01.0-ALPHA_2.POST-3-dev.4+UBUNTU-1.007 ").unwrap();
+        assert_eq!(v.to_string(), "1!1.0a2.post3.dev4+ubuntu.1.7");
+        let s = Specifiers::parse("~=99999999999999999999.1").unwrap();
+        assert!(s.contains_str("99999999999999999999.5"));
+        assert!(!s.contains_str("100000000000000000000.0"));
     }
 }

@@ -189,7 +189,10 @@ fn deb_against_dpkg() {
 fn pep440_string(rng: &mut fastrand::Rng) -> String {
     let mut s = String::new();
     s += pick(rng, &["", "", "", "v", "V", " ", "1!", "0!"]);
-    s += pick(rng, &["1", "0", "2", "01", "1.0", "1.0.0", "2.1", "1.2.3.4", "1..0", ".1"]);
+    s += pick(
+        rng,
+        &["1", "0", "2", "01", "1.0", "1.0.0", "2.1", "1.2.3.4", "1..0", ".1", "18446744073709551615", "18446744073709551616.9", "1.99999999999999999999999"],
+    );
     if rng.u8(..3) == 0 {
         s += pick(rng, &["", ".", "-", "_"]);
         s += pick(rng, &["a", "b", "c", "rc", "alpha", "beta", "pre", "preview", "RC", "A"]);
@@ -202,7 +205,7 @@ fn pep440_string(rng: &mut fastrand::Rng) -> String {
         s += pick(rng, &[".dev", ".dev1", "dev2", "-dev", "_dev_3", ".DEV4"]);
     }
     if rng.u8(..4) == 0 {
-        s += pick(rng, &["+abc", "+1.2", "+ubuntu-1", "+a_b.c", "+", "+a..b", "+ABC.01"]);
+        s += pick(rng, &["+abc", "+1.2", "+ubuntu-1", "+a_b.c", "+", "+a..b", "+ABC.01", "+123456789012345678901234"]);
     }
     if rng.u8(..10) == 0 {
         s += pick(rng, &[" ", "\u{a0}", "x", ".*"]);
