@@ -186,3 +186,50 @@ fn rhel9_tree_matches_rpm_qa() {
     want.sort();
     assert_same(&got, &want);
 }
+
+/// Two databases in one target: the target's rpm macros (`%_dbpath`, `%_db_backend`) decide, as
+/// they decide for rpm; without them, /var/lib/rpm and the newest format win.
+#[test]
+fn several_databases_follow_the_targets_rpm_macros() {
+    let (Some(bdb), Some(ndb), Some(sqlite)) = (
+        kensa_testdata::shared_path("rpmdb/centos7-plain/Packages"),
+        kensa_testdata::shared_path("rpmdb/sle15-bci/Packages.db"),
+        kensa_testdata::shared_path("rpmdb/cbl-mariner-2.0/rpmdb.sqlite"),
+    ) else {
+        return;
+    };
+    let put = |root: &Path, rel: &str, from: &Path| {
+        let dest = root.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(from, dest).unwrap();
+    };
+    let write = |root: &Path, rel: &str, text: &str| {
+        let dest = root.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(dest, text).unwrap();
+    };
+    let chosen = |root: &Path| rpm::find_database(&Root::dir(root).unwrap()).map(|p| p.to_string_lossy().into_owned());
+
+    // Two directories.
+    let t = tempfile::tempdir().unwrap();
+    put(t.path(), "var/lib/rpm/Packages", &bdb);
+    put(t.path(), "usr/lib/sysimage/rpm/Packages.db", &ndb);
+    assert_eq!(chosen(t.path()).as_deref(), Some("/var/lib/rpm/Packages"));
+    write(t.path(), "usr/lib/rpm/macros", "%_var\t\t/var\n%_dbpath\t\t%{_usr}/lib/sysimage/rpm\n%_dbpath_rebuild\t%{_dbpath}\n");
+    assert_eq!(chosen(t.path()).as_deref(), Some("/usr/lib/sysimage/rpm/Packages.db"));
+    // /etc/rpm/macros.* is read after /usr/lib/rpm/macros.
+    write(t.path(), "etc/rpm/macros.dbpath", "%_dbpath %{_var}/lib/rpm\n");
+    assert_eq!(chosen(t.path()).as_deref(), Some("/var/lib/rpm/Packages"));
+    assert_eq!(catalog(t.path(), None).packages.len(), 144);
+
+    // Two formats in one directory.
+    let t = tempfile::tempdir().unwrap();
+    put(t.path(), "var/lib/rpm/Packages", &bdb);
+    put(t.path(), "var/lib/rpm/rpmdb.sqlite", &sqlite);
+    assert_eq!(chosen(t.path()).as_deref(), Some("/var/lib/rpm/rpmdb.sqlite"));
+    write(t.path(), "usr/lib/rpm/macros.d/macros.db", "%_db_backend bdb\n");
+    assert_eq!(chosen(t.path()).as_deref(), Some("/var/lib/rpm/Packages"));
+    // A configured backend without its file: rpm uses the database that exists.
+    write(t.path(), "usr/lib/rpm/macros.d/macros.db", "%_db_backend ndb\n");
+    assert_eq!(chosen(t.path()).as_deref(), Some("/var/lib/rpm/rpmdb.sqlite"));
+}

@@ -3,11 +3,12 @@
 //!
 //! Where the database is: rpm's `%_dbpath` is `/var/lib/rpm` on most distributions; Fedora >= 36
 //! and openSUSE moved it to `/usr/lib/sysimage/rpm` and left `/var/lib/rpm` as a symlink to it,
-//! which [`kensa_fs::Root`] resolves inside the target. So `/var/lib/rpm` is tried first (a real
-//! directory there is the live database of a distribution that never moved) and then
-//! `/usr/lib/sysimage/rpm`, then `/usr/share/rpm`. In a directory, the newest format present wins (sqlite, then ndb, then
-//! Berkeley DB, which is what an rpm that converted its database leaves behind); the format is then
-//! detected from the file's content, not its name. Empty files are skipped.
+//! which [`kensa_fs::Root`] resolves inside the target; rpm-ostree systems keep it in
+//! `/usr/share/rpm`. The directory that holds a database is used; when several do, the target's own
+//! `%_dbpath` (from its rpm macro files) decides, else the order of [`DB_DIRS`]. In that directory
+//! the file of the target's `%_db_backend` is used when present — rpm itself falls back to
+//! whichever database exists — else the newest format (sqlite, ndb, Berkeley DB). The format is
+//! then detected from the file's content, not its name. Empty files are skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -20,25 +21,90 @@ use crate::CatalogContext;
 
 const CATALOGER: &str = "rpm";
 
-/// Database directories, in the order they are tried (`/usr/share/rpm`: rpm-ostree systems such as
-/// Fedora CoreOS keep the database there, as Syft also looks).
+/// Database directories, in the order they are tried.
 pub const DB_DIRS: &[&str] = &["/var/lib/rpm", "/usr/lib/sysimage/rpm", "/usr/share/rpm"];
 /// Database file names in one directory, newest format first.
 pub const DB_FILES: &[&str] = &["rpmdb.sqlite", "Packages.db", "Packages"];
 
+/// rpm macro files that may set `%_dbpath` / `%_db_backend`, in rpm's load order (later wins).
+const MACRO_FILES: &[&str] = &["/usr/lib/rpm/macros", "/usr/lib/rpm/macros.d", "/etc/rpm"];
+
 /// The rpm database of a target (its path with symlinks resolved), or `None` when there is none.
 pub fn find_database(root: &Root) -> Option<PathBuf> {
+    // Every non-empty database file, grouped by its real directory.
+    let mut dirs: Vec<(PathBuf, Vec<(&str, PathBuf)>)> = Vec::new();
     for dir in DB_DIRS {
-        for file in DB_FILES {
-            let path = Path::new(dir).join(file);
-            if let Ok(md) = root.metadata(&path) {
-                if md.is_file() && md.size > 0 {
-                    return Some(root.canonicalize(&path).unwrap_or(path));
+        let Ok(real_dir) = root.canonicalize(dir) else { continue };
+        if dirs.iter().any(|(d, _)| *d == real_dir) {
+            continue;
+        }
+        let files: Vec<(&str, PathBuf)> = DB_FILES
+            .iter()
+            .map(|f| (*f, real_dir.join(f)))
+            .filter(|(_, p)| root.metadata(p).map(|md| md.is_file() && md.size > 0).unwrap_or(false))
+            .collect();
+        if !files.is_empty() {
+            dirs.push((real_dir, files));
+        }
+    }
+    if dirs.is_empty() {
+        return None;
+    }
+    let (dbpath, backend) = configured_db(root);
+    let configured_dir = dbpath.and_then(|p| root.canonicalize(p).ok());
+    let (_, files) = dirs.iter().find(|(d, _)| Some(d) == configured_dir.as_ref()).unwrap_or(&dirs[0]);
+    let wanted_file = match backend.as_deref() {
+        Some("sqlite") => Some("rpmdb.sqlite"),
+        Some("ndb") => Some("Packages.db"),
+        Some("bdb" | "bdb_ro") => Some("Packages"),
+        _ => None,
+    };
+    let (_, path) = files.iter().find(|(f, _)| Some(*f) == wanted_file).unwrap_or(&files[0]);
+    Some(root.canonicalize(path).unwrap_or_else(|_| path.clone()))
+}
+
+/// `%_dbpath` and `%_db_backend` as the target's rpm macro files set them (the last definition
+/// wins). Values using macros other than the standard directory ones are ignored.
+fn configured_db(root: &Root) -> (Option<String>, Option<String>) {
+    let mut files = Vec::new();
+    for base in MACRO_FILES {
+        match root.read_dir(base) {
+            // /usr/lib/rpm/macros.d/macros.*, /etc/rpm/macros.* then /etc/rpm/macros
+            Ok(entries) => {
+                let mut names: Vec<String> = entries.iter().map(|e| e.name.to_string_lossy().into_owned()).filter(|n| n.starts_with("macros.")).collect();
+                names.sort();
+                files.extend(names.into_iter().map(|n| format!("{base}/{n}")));
+                if *base == "/etc/rpm" {
+                    files.push("/etc/rpm/macros".to_string());
                 }
+            }
+            Err(_) => files.push(base.to_string()),
+        }
+    }
+    let (mut dbpath, mut backend) = (None, None);
+    for file in files {
+        let Ok(text) = root.read_limited(&file, 1 << 20) else { continue };
+        for line in String::from_utf8_lossy(&text).lines() {
+            let mut words = line.split_whitespace();
+            let (Some(name), Some(value)) = (words.next(), words.next()) else { continue };
+            let value = expand_dir_macros(value);
+            match (name, value) {
+                ("%_dbpath", Some(v)) => dbpath = Some(v),
+                ("%_db_backend", Some(v)) => backend = Some(v),
+                _ => {}
             }
         }
     }
-    None
+    (dbpath, backend)
+}
+
+/// Expands the directory macros `%_dbpath` definitions use; `None` when others remain.
+fn expand_dir_macros(value: &str) -> Option<String> {
+    let mut v = value.to_string();
+    for (m, dir) in [("%{_var}", "/var"), ("%{_localstatedir}", "/var"), ("%{_usr}", "/usr"), ("%{_prefix}", "/usr")] {
+        v = v.replace(m, dir);
+    }
+    (!v.contains('%')).then_some(v)
 }
 
 /// Catalogs the rpm database of `ctx.root`, if it has one. An unreadable database or record is a
