@@ -283,13 +283,13 @@ fn import_value(w: &mut Writer<'_>, name: &str, value: Value, report: &mut Impor
     if obj.contains_key("catalogVersion") && obj.contains_key("vulnerabilities") {
         return kev::import(w, name, value, report);
     }
-    if obj.get("format").and_then(Value::as_str) == Some("NVD_CVE")
-        || obj.get("vulnerabilities").and_then(Value::as_array).is_some_and(|v| v.first().is_some_and(|x| x.get("cve").is_some()))
-    {
-        return nvd::import(w, name, value, report);
-    }
     if obj.get("document").and_then(|d| d.get("csaf_version")).is_some() {
         return csaf::import(w, name, value, report);
+    }
+    if obj.get("format").and_then(Value::as_str) == Some("NVD_CVE")
+        || obj.get("vulnerabilities").and_then(Value::as_array).is_some_and(|v| v.first().is_some_and(|x| x.get("cve").is_some_and(Value::is_object)))
+    {
+        return nvd::import(w, name, value, report);
     }
     if obj.contains_key("module_name") || (obj.get("cve").is_some_and(Value::is_array)) {
         return nodejs::import(w, name, value, report);
