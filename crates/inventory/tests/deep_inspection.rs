@@ -375,3 +375,50 @@ fn hostile_archives_and_files_become_warnings() {
     let inv = run(d, &DeepInspection::all(), &Limits::default());
     assert!(warned(&inv, "/opt/bomb.jar", "limit"), "{:#?}", inv.warnings);
 }
+
+/// A source where some files cannot be read (as on a host where the scanner lacks permission):
+/// each becomes a warning naming the file, and the rest of the scan goes on.
+#[test]
+fn unreadable_files_become_warnings() {
+    struct Unreadable {
+        inner: kensa_fs::DirFs,
+        deny: Vec<&'static str>,
+    }
+    impl kensa_fs::RawFs for Unreadable {
+        fn lstat(&self, p: &Path) -> std::io::Result<kensa_fs::Metadata> {
+            self.inner.lstat(p)
+        }
+        fn read_dir(&self, p: &Path) -> std::io::Result<Vec<kensa_fs::DirEntry>> {
+            if self.deny.iter().any(|d| p == Path::new(d)) {
+                return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+            }
+            self.inner.read_dir(p)
+        }
+        fn read_link(&self, p: &Path) -> std::io::Result<std::path::PathBuf> {
+            self.inner.read_link(p)
+        }
+        fn open_file(&self, p: &Path) -> std::io::Result<Box<dyn kensa_fs::ReadSeek>> {
+            if self.deny.iter().any(|d| p == Path::new(d)) {
+                return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+            }
+            self.inner.open_file(p)
+        }
+        fn describe(&self) -> String {
+            "test source with unreadable files".into()
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    write(d, "/opt/lib/secret.jar", jar(&[("g", "secret", "1.0")], ""));
+    write(d, "/opt/lib/open.jar", jar(&[("g", "open", "1.0")], ""));
+    write(d, "/usr/lib/node_modules/locked/package.json", r#"{"name":"locked","version":"1.0.0"}"#);
+    write(d, "/srv/private/node_modules/x/package.json", r#"{"name":"x","version":"1.0.0"}"#);
+    let fs = Unreadable { inner: kensa_fs::DirFs::new(d).unwrap(), deny: vec!["/opt/lib/secret.jar", "/usr/lib/node_modules/locked/package.json", "/srv/private"] };
+    let root = Root::new(fs);
+    let mut inv = Inventory::default();
+    lang::catalog(&CatalogContext { root: &root, os: None }, &DeepInspection::all(), &mut inv);
+    assert_eq!(inv.packages.iter().map(|p| p.purl.as_str()).collect::<Vec<_>>(), ["pkg:maven/g/open@1.0"]);
+    for path in ["/opt/lib/secret.jar", "/usr/lib/node_modules/locked/package.json", "/srv/private"] {
+        assert!(inv.warnings.iter().any(|w| w.path == path && w.message.to_lowercase().contains("permission denied")), "{path}: {:#?}", inv.warnings);
+    }
+}
