@@ -141,6 +141,8 @@ fn java_pom_manifest_filename_and_nesting() {
     let mut exec_jar = b"#!/bin/bash\n# launch script\nexec java -jar \"$0\" \"$@\"\n".to_vec();
     exec_jar.extend_from_slice(&jar(&[("com.example", "exec-app", "0.1.0")], ""));
     write(d, "/opt/exec/exec-app.jar", &exec_jar);
+    // A distribution zip holding JARs (Syft searches these too); the zip itself is no package.
+    write(d, "/opt/dist/tool-1.0.zip", Zip::new().add("tool-1.0/README", b"readme", true).add("tool-1.0/lib/log4j-core-2.14.1.jar", &core, true).finish());
     let inv = run(d, &DeepInspection::all(), &Limits::default());
     assert!(inv.warnings.is_empty(), "{:#?}", inv.warnings);
     let got: Vec<_> = purl_at(&inv).into_iter().collect();
@@ -155,6 +157,7 @@ fn java_pom_manifest_filename_and_nesting() {
         ("pkg:maven/commons-collections/commons-collections3@3.2.2", "/opt/lib/commons-collections3-3.2.2.jar"),
         ("pkg:maven/commons-collections/commons-collections3@3.2.2", "/srv/ear/enterprise.ear!webapp.war!WEB-INF/lib/commons-collections3-3.2.2.jar"),
         ("pkg:maven/enterprise/enterprise", "/srv/ear/enterprise.ear"),
+        ("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", "/opt/dist/tool-1.0.zip!tool-1.0/lib/log4j-core-2.14.1.jar"),
         ("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", "/opt/lib/log4j-core-2.14.1.jar"),
         ("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", "/srv/ear/enterprise.ear!webapp.war!WEB-INF/lib/log4j-core-2.14.1.jar"),
         ("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", "/usr/local/lib/app/demo-2.3.0.jar!BOOT-INF/lib/log4j-core-2.14.1.jar"),

@@ -9,7 +9,8 @@
 //!    (`commons-io-2.11.0.jar`), completed from MANIFEST.MF (`Implementation-Version`,
 //!    `Specification-Version`, `Bundle-Version`); the Maven group is guessed from the manifest the
 //!    way Syft does ([`manifest_group`]), else it is the artifact name (as Syft does too);
-//! 3. nested archives (`WEB-INF/lib/*.jar`, `BOOT-INF/lib/*.jar`, an EAR's modules, ...) are read
+//! 3. nested archives (`WEB-INF/lib/*.jar`, `BOOT-INF/lib/*.jar`, an EAR's modules, the JARs of a
+//!    distribution `.zip`, which Syft also searches, ...) are read
 //!    from memory (size-capped) and identified the same way, recursively, with locations like
 //!    `/opt/app/app.war!WEB-INF/lib/foo.jar`.
 //!
@@ -130,7 +131,9 @@ pub fn catalog_archive(root: &Root, path: &Path, limits: &Limits, out: &mut Vec<
     };
     let mut budget = InflateBudget::new(limits.max_inflated_per_archive);
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    scan(&mut zip, &loc, &loc, &file_name, 0, limits, &mut budget, out, warnings);
+    // A plain `.zip` (a distribution bundle) is not a package itself; the JARs inside it are.
+    let is_java_archive = has_java_extension(&file_name);
+    scan(&mut zip, &loc, &loc, &file_name, 0, is_java_archive, limits, &mut budget, out, warnings);
 }
 
 /// Identifies the packages of an opened archive from an in-memory copy (tests, other sources).
@@ -141,7 +144,7 @@ pub fn catalog_archive_bytes(bytes: Vec<u8>, location: &str, limits: &Limits, ou
     };
     let mut budget = InflateBudget::new(limits.max_inflated_per_archive);
     let file_name = location.rsplit(['/', '!']).next().unwrap_or(location).to_string();
-    scan(&mut zip, location, location, &file_name, 0, limits, &mut budget, out, warnings);
+    scan(&mut zip, location, location, &file_name, 0, true, limits, &mut budget, out, warnings);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -151,6 +154,7 @@ fn scan<R: Read + Seek>(
     location: &str,
     file_name: &str,
     depth: usize,
+    identify_self: bool,
     limits: &Limits,
     budget: &mut InflateBudget,
     out: &mut Vec<Package>,
@@ -169,7 +173,7 @@ fn scan<R: Read + Seek>(
         }
     };
     // 1. pom.properties
-    let poms: Vec<usize> = (0..zip.entries.len())
+    let poms: Vec<usize> = (0..if identify_self { zip.entries.len() } else { 0 })
         .filter(|&i| {
             let n = &zip.entries[i].name;
             n.starts_with("META-INF/maven/") && n.ends_with("/pom.properties")
@@ -191,7 +195,7 @@ fn scan<R: Read + Seek>(
         from_poms.push((a.to_string(), v.to_string()));
     }
     // 2. the archive itself, from its name and manifest, unless a pom.properties already names it
-    let manifest = zip.find("META-INF/MANIFEST.MF").and_then(|i| read_text(zip, i, budget, warnings)).map(|t| parse_manifest(&t)).unwrap_or_default();
+    let manifest = zip.find("META-INF/MANIFEST.MF").filter(|_| identify_self).and_then(|i| read_text(zip, i, budget, warnings)).map(|t| parse_manifest(&t)).unwrap_or_default();
     let stem = file_name.rsplit_once('.').map(|(s, _)| s).unwrap_or(file_name);
     let (mut name, mut version) = split_file_name(stem);
     let m = |k: &str| manifest.get(k).map(String::as_str).filter(|v| !v.is_empty());
@@ -209,7 +213,7 @@ fn scan<R: Read + Seek>(
     let covered = !from_poms.is_empty()
         && (version.is_empty()
             || from_poms.iter().any(|(a, v)| comparable(a) == comparable(&name) || comparable(a) == comparable(stem) || versions.contains(&v.as_str())));
-    if !name.is_empty() && !covered {
+    if identify_self && !name.is_empty() && !covered {
         let group = manifest_group(&manifest).unwrap_or_else(|| name.clone());
         let source = if manifest.is_empty() { "filename" } else { "manifest" };
         out.push(maven_package(&group, &name, &version, location, source));
@@ -242,7 +246,7 @@ fn scan<R: Read + Seek>(
             }
         };
         let inner_file = name.rsplit('/').next().unwrap_or(&name).to_string();
-        scan(&mut inner, top, &nested_loc, &inner_file, depth + 1, limits, budget, out, warnings);
+        scan(&mut inner, top, &nested_loc, &inner_file, depth + 1, true, limits, budget, out, warnings);
     }
 }
 

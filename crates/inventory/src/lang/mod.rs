@@ -155,7 +155,8 @@ pub enum Candidate {
     PythonEggArchive(PathBuf),
     /// `node_modules/<name>/package.json` or `node_modules/@scope/<name>/package.json`.
     NpmPackageJson(PathBuf),
-    /// `.jar .war .ear .jpi .hpi` and the other Java archive extensions.
+    /// `.jar .war .ear .jpi .hpi` and the other Java archive extensions; `.zip` files are searched
+    /// for the Java archives inside them.
     JavaArchive(PathBuf),
     /// A regular file with an execute bit (maybe a Go or Rust ELF binary).
     Executable(PathBuf),
@@ -187,7 +188,7 @@ fn classify(path: &Path, file_type: FileType) -> Option<Candidate> {
             if name.ends_with(".egg") {
                 return Some(Candidate::PythonEggArchive(path.to_path_buf()));
             }
-            if has_java_extension(name) {
+            if has_java_extension(name) || name.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && ext.eq_ignore_ascii_case("zip")) {
                 return Some(Candidate::JavaArchive(path.to_path_buf()));
             }
             None
