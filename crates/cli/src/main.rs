@@ -36,6 +36,7 @@ enum Command {
     /// Build, update, inspect and search the local vulnerability database.
     #[command(subcommand)]
     Db(commands::db::DbCommand),
+    Scan(commands::scan::ScanArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Command::Cis(cmd) => commands::cis::run(cmd),
         Command::Sbom(args) => commands::sbom::run(args),
         Command::Db(cmd) => commands::db::run(cmd),
+        Command::Scan(args) => commands::scan::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 pub mod cis;
 pub mod db;
 pub mod sbom;
+pub mod scan;
 pub mod version;
 
 /// Success (and, for `scan`, no finding that trips `--exit-code`).
