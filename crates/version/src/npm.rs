@@ -218,8 +218,12 @@ impl Version {
         if s.encode_utf16().count() > MAX_LENGTH {
             return Err(format!("longer than {MAX_LENGTH} characters"));
         }
+        let trimmed = js_trim(s);
+        if let Some(v) = Self::parse_plain(trimmed, loose) {
+            return v;
+        }
         let re = if loose { &res().loose } else { &res().full };
-        let m = re.captures(js_trim(s)).ok_or_else(|| "not a SemVer version".to_string())?;
+        let m = re.captures(trimmed).ok_or_else(|| "not a SemVer version".to_string())?;
         let major = component(&m[1], "major")?;
         let minor = component(&m[2], "minor")?;
         let patch = component(&m[3], "patch")?;
@@ -239,6 +243,24 @@ impl Version {
             _ => Vec::new(),
         };
         Ok(Version { major, minor, patch, prerelease, build })
+    }
+
+    /// Fast path for the common `[v]MAJOR.MINOR.PATCH` form, where both node-semver regexes
+    /// match trivially; `None` hands anything else to the regex.
+    fn parse_plain(s: &str, loose: bool) -> Option<Result<Version, String>> {
+        let body = s.strip_prefix('v').unwrap_or(s);
+        let mut parts = body.split('.');
+        let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        for p in [a, b, c] {
+            if p.is_empty() || p.len() > 16 || !p.bytes().all(|d| d.is_ascii_digit()) || (!loose && p.len() > 1 && p.starts_with('0')) {
+                return None;
+            }
+        }
+        let num = |p: &str, which| component(p, which);
+        Some((|| Ok(Version { major: num(a, "major")?, minor: num(b, "minor")?, patch: num(c, "patch")?, prerelease: Vec::new(), build: Vec::new() }))())
     }
 
     /// `SemVer.version`: `M.m.p[-pre]`.
