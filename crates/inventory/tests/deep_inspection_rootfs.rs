@@ -133,15 +133,19 @@ fn same_python_npm_java_packages_as_syft() {
     for why in ["package.json that is not an installed package", "Syft takes a class name (Main-Class) as the group", "file-name package beside pom.properties packages", "artifact from the manifest, not the file name"] {
         assert!(explained.contains_key(why), "expected difference `{why}` not seen: {explained:#?}");
     }
-    // What kensa finds beyond Syft is its own naming of an archive Syft names differently.
+    // What kensa finds beyond Syft: on this tree, only its own naming of archives Syft names
+    // differently. (Other trees may legitimately add forms Syft does not read, such as zipped
+    // eggs; those are printed above, and the required direction is Syft -> kensa.)
     let renamed: BTreeSet<&str> = ["artifact from the manifest, not the file name", "PEP 503 name normalisation"]
         .iter()
         .filter_map(|why| explained.get(why))
         .flatten()
         .map(|e| e.rsplit_once(" at ").unwrap().1)
         .collect();
-    for (purl, path) in &extra {
-        assert!(renamed.contains(path.as_str()), "kensa finds {purl} at {path}, Syft does not");
+    if tree.ends_with("debian-rootfs") {
+        for (purl, path) in &extra {
+            assert!(renamed.contains(path.as_str()), "kensa finds {purl} at {path}, Syft does not");
+        }
     }
     assert!(inv.warnings.is_empty(), "{:#?}", inv.warnings);
 }
