@@ -200,7 +200,7 @@ fn scan<R: Read + Seek>(
     let (mut name, mut version) = split_file_name(stem);
     let m = |k: &str| manifest.get(k).map(String::as_str).filter(|v| !v.is_empty());
     if version.is_empty() {
-        version = m("Implementation-Version").or(m("Specification-Version")).or(m("Bundle-Version")).unwrap_or("").to_string();
+        version = m("Implementation-Version").or(m("Specification-Version")).or(m("Plugin-Version")).or(m("Bundle-Version")).unwrap_or("").to_string();
     }
     if name.is_empty() {
         name = m("Bundle-SymbolicName").or(m("Implementation-Title")).unwrap_or("").to_string();
