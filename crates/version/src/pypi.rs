@@ -202,6 +202,14 @@ impl Version {
     }
 
     fn parse_inner(s: &str) -> Result<Version, &'static str> {
+        // packaging's own fast path: only digits and dots is a bare release segment.
+        if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            let release = s
+                .split('.')
+                .map(|p| if p.is_empty() { Err("not a PEP 440 version") } else { number(p) })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Version { epoch: Number::Small(0), release, pre: None, post: None, dev: None, local: None });
+        }
         let trimmed = s.trim_matches(is_py_space);
         let caps = version_regex().captures(trimmed).ok_or("not a PEP 440 version")?;
         let epoch = caps.name("epoch").map_or_else(zero, |m| number(m.as_str()))?;
