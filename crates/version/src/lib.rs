@@ -183,7 +183,8 @@ impl PartialOrd for Version {
 /// Orders `a` against `b` as `scheme` does. An error names the version the scheme rejects.
 ///
 /// Scheme notes: rpm and apk order any string (as rpm and apk do) and only reject the empty
-/// string; deb rejects what dpkg treats as a hard parse error (bad characters only make dpkg
+/// string; rpm orders `[E:]V[-R]` like `rpmverCmp` (missing epoch = 0, a missing release sorts
+/// first; [`rpm::compare_to_bound`] has rpm's range rule instead); deb rejects what dpkg treats as a hard parse error (bad characters only make dpkg
 /// warn, so they compare); npm accepts node-semver's loose forms (`v1.2.3`, `=1.2.3`,
 /// `1.2.3beta`); go rejects invalid versions here, while [`go::compare_lenient`] has
 /// `semver.Compare`'s "invalid sorts first" semantics.
