@@ -31,7 +31,31 @@ pub struct BadVersion {
 
 /// Parses `s` with `scheme`, caching nothing: advisories' versions are parsed per comparison.
 fn parse(scheme: Scheme, s: &str) -> Result<Version, BadVersion> {
-    Version::parse(scheme, s).map_err(|e| BadVersion { version: s.to_string(), reason: e.to_string() })
+    Version::parse(scheme, s).or_else(|e| {
+        // GitHub's npm advisories sometimes write `introduced: "1.0"`; node-semver rejects it,
+        // osv-scanner reads it as 1.0.0, which is what the advisory means. Pad, then retry.
+        match (scheme, pad_semver(s)) {
+            (Scheme::Npm, Some(padded)) => Version::parse(scheme, &padded).map_err(|_| BadVersion { version: s.to_string(), reason: e.to_string() }),
+            _ => Err(BadVersion { version: s.to_string(), reason: e.to_string() }),
+        }
+    })
+}
+
+/// `1` -> `1.0.0`, `1.2` -> `1.2.0`, `1.2-beta` -> `1.2.0-beta`; `None` when `s` is not a
+/// short numeric core.
+pub fn pad_semver(s: &str) -> Option<String> {
+    let s = s.trim();
+    let split = s.find(['-', '+']).unwrap_or(s.len());
+    let (core, rest) = s.split_at(split);
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.len() >= 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let mut padded = parts.join(".");
+    for _ in parts.len()..3 {
+        padded.push_str(".0");
+    }
+    Some(padded + rest)
 }
 
 /// The scheme a range is compared with: SEMVER ranges use SemVer precedence (node-semver), the
@@ -209,6 +233,18 @@ mod tests {
         assert!(hit(&a, Scheme::Rpm, "1:2.06-26.el9").is_some());
         assert!(hit(&a, Scheme::Rpm, "1:2.06-27.el9").is_none());
         assert!(hit(&a, Scheme::Rpm, "2:1.0-1").is_none());
+    }
+
+    #[test]
+    fn short_semver_versions_are_padded() {
+        assert_eq!(pad_semver("1.0").as_deref(), Some("1.0.0"));
+        assert_eq!(pad_semver("2").as_deref(), Some("2.0.0"));
+        assert_eq!(pad_semver("1.2-beta.1").as_deref(), Some("1.2.0-beta.1"));
+        assert_eq!(pad_semver("1.2.3"), None);
+        assert_eq!(pad_semver("x.1"), None);
+        let a = affected(vec![(Ecosystem, vec![Introduced("1.0".into()), Fixed("3.1.1".into())])], &[]);
+        assert_eq!(hit(&a, Scheme::Npm, "3.0.0"), Some(Some("3.1.1".into())));
+        assert_eq!(hit(&a, Scheme::Npm, "0.9.0"), None);
     }
 
     #[test]

@@ -132,7 +132,8 @@ pub fn write_table(report: &ScanReport, color: bool, out: &mut dyn Write) -> io:
                 FixAvailable::No => format!("no fix ({})", f.vendor_status.replace('_', " ")),
                 _ => format!("fixed in {}", p.fixed_in_version),
             };
-            let summary = f.description.lines().next().unwrap_or("");
+            // The first line of prose (descriptions are often Markdown with `# Summary` headings).
+            let summary = f.description.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or("");
             writeln!(out, "  {sev} {:<22} {:<32} {}", f.vulnerability_id(), truncate(&fixed, 32), truncate(summary, 60))?;
         }
     }

@@ -207,8 +207,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             let stdout = std::io::stdout();
             let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
             let mut out = BufWriter::new(stdout.lock());
-            kensa_report::write(format, &report, &inv, color, &mut out).context("writing to standard output")?;
-            out.flush().context("writing to standard output")?;
+            let written = kensa_report::write(format, &report, &inv, color, &mut out).and_then(|_| out.flush());
+            match written {
+                // `kensa scan / | head`: the reader left; not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("writing to standard output")?,
+            }
         }
     }
     if format != Format::Table {

@@ -5,7 +5,11 @@ const path = require('path');
 const [semverDir, ghsaDir, installedPath] = process.argv.slice(2);
 const semver = require(semverDir);
 
-const cmp = (a, b) => semver.compare(new semver.SemVer(a, { loose: true }), new semver.SemVer(b, { loose: true }));
+// Short versions in advisories (`introduced: "1.0"`) mean 1.0.0 (as osv-scanner reads them);
+// node-semver rejects them, so pad the numeric core first.
+const pad = (v) => (/^\d+(\.\d+)?([-+].*)?$/.test(v) ? v.replace(/^(\d+(?:\.\d+)?)/, (c) => c + '.0'.repeat(3 - c.split('.').length)) : v);
+const sv = (v) => new semver.SemVer(pad(v), { loose: true });
+const cmp = (a, b) => semver.compare(sv(a), sv(b));
 
 function rangeAffected(rng, v) {
   const limits = rng.events.filter((e) => 'limit' in e && e.limit !== '*').map((e) => e.limit);
@@ -27,7 +31,7 @@ function rangeAffected(rng, v) {
 }
 
 function entryAffected(a, v) {
-  if ((a.versions || []).some((x) => x === v || (semver.valid(x, { loose: true }) && cmp(x, v) === 0))) return true;
+  if ((a.versions || []).some((x) => x === v || (semver.valid(pad(x), { loose: true }) && cmp(x, v) === 0))) return true;
   return (a.ranges || []).some((r) => {
     if (r.type !== 'SEMVER' && r.type !== 'ECOSYSTEM') return false;
     try {
