@@ -242,7 +242,7 @@ fn go_binary_built_by_go_matches_go_version_m() {
     let text = String::from_utf8_lossy(&out.stdout);
     // Oracle: go's own reading of the build info.
     let mut want = BTreeSet::new();
-    for line in text.lines().skip(0) {
+    for line in text.lines() {
         let f: Vec<&str> = line.trim_start().split('\t').collect();
         match f[0] {
             _ if line.starts_with(bin.to_str().unwrap()) => {

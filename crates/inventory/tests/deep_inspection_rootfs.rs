@@ -53,7 +53,7 @@ fn deliberate_difference(purl: &str, path: &str, kensa: &BTreeSet<(String, Strin
         // 2. A group taken from a Java class name in the manifest
         //    (org.apache.maven.artifact.versioning.ComparableVersion/maven3-artifact).
         //    kensa reports the jar's pom.properties (org.apache.maven/maven-artifact), as Syft also does.
-        if coords.split('/').next().unwrap().split('.').last().is_some_and(|s| s.chars().next().is_some_and(char::is_uppercase)) {
+        if coords.split('/').next().unwrap().split('.').next_back().is_some_and(|s| s.chars().next().is_some_and(char::is_uppercase)) {
             return Some("Syft takes a class name (Main-Class) as the group");
         }
         // 3. Syft adds a package named after the file (often without a version) next to the

@@ -121,7 +121,7 @@ pub fn elf64(sections: &[Sec]) -> Vec<u8> {
     let mut out = vec![0u8; data_start as usize];
     let mut offsets = Vec::new();
     for s in sections {
-        while out.len() % 16 != 0 {
+        while out.len() & 15 != 0 {
             out.push(0);
         }
         offsets.push(out.len() as u64);
@@ -137,7 +137,7 @@ pub fn elf64(sections: &[Sec]) -> Vec<u8> {
     }
     let strtab_off = out.len() as u64;
     out.extend_from_slice(&names);
-    while out.len() % 8 != 0 {
+    while out.len() & 7 != 0 {
         out.push(0);
     }
     let shoff = out.len() as u64;
