@@ -181,7 +181,11 @@ fn go_and_rust_binaries_hand_assembled() {
     let toolchain_cmd = elf64(&[Sec { name: ".go.buildinfo", addr: 0x50_0000, data: go_buildinfo_inline("go1.21.5", &go_modinfo("path\tcmd/compile\nbuild\t-compiler=gc\n")) }]);
     write(d, "usr/lib/go/pkg/tool/linux_amd64/compile", &toolchain_cmd);
     fs::set_permissions(d.join("usr/lib/go/pkg/tool/linux_amd64/compile"), fs::Permissions::from_mode(0o755)).unwrap();
-    for (name, bytes, mode) in [("usr/bin/tool", &inline, 0o755), ("usr/bin/oldtool", &old, 0o755), ("usr/bin/myapp", &rust, 0o755), ("usr/bin/plain", &plain, 0o755), ("srv/not-exec", &inline, 0o644)] {
+    // The same binary with its section headers stripped: found through the writable segment.
+    let mut no_sections = inline.clone();
+    no_sections[0x28..0x30].fill(0); // e_shoff
+    no_sections[0x3C..0x40].fill(0); // e_shnum, e_shstrndx
+    for (name, bytes, mode) in [("usr/bin/tool", &inline, 0o755), ("usr/bin/stripped", &no_sections, 0o755), ("usr/bin/oldtool", &old, 0o755), ("usr/bin/myapp", &rust, 0o755), ("usr/bin/plain", &plain, 0o755), ("srv/not-exec", &inline, 0o644)] {
         write(d, name, bytes);
         fs::set_permissions(d.join(name), fs::Permissions::from_mode(mode)).unwrap();
     }
@@ -195,11 +199,15 @@ fn go_and_rust_binaries_hand_assembled() {
         ("pkg:cargo/myapp@0.1.0", "/usr/bin/myapp"),
         ("pkg:cargo/smallvec@1.6.0", "/usr/bin/myapp"),
         ("pkg:golang/example.com/old@%28devel%29", "/usr/bin/oldtool"),
+        ("pkg:golang/example.com/tool@v1.0.0", "/usr/bin/stripped"),
         ("pkg:golang/example.com/tool@v1.0.0", "/usr/bin/tool"),
         ("pkg:golang/github.com/google/uuid@v1.1.2", "/usr/bin/oldtool"),
+        ("pkg:golang/github.com/pkg/errors@v0.9.1", "/usr/bin/stripped"),
         ("pkg:golang/github.com/pkg/errors@v0.9.1", "/usr/bin/tool"),
+        ("pkg:golang/golang.org/x/text@v0.3.8", "/usr/bin/stripped"),
         ("pkg:golang/golang.org/x/text@v0.3.8", "/usr/bin/tool"),
         ("pkg:golang/stdlib@1.16.15", "/usr/bin/oldtool"),
+        ("pkg:golang/stdlib@1.21.5", "/usr/bin/stripped"),
         ("pkg:golang/stdlib@1.21.5", "/usr/bin/tool"),
         ("pkg:golang/stdlib@1.21.5", "/usr/lib/go/pkg/tool/linux_amd64/compile"),
     ]
