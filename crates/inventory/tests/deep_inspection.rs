@@ -90,7 +90,7 @@ fn npm_installed_packages_only() {
     write(d, "/srv/web/node_modules/ms/package.json", r#"{"name":"ms","version":"2.0.0"}"#);
     write(d, "/srv/web/node_modules/@babel/core/package.json", r#"{"name":"@babel/core","version":"7.0.0"}"#);
     write(d, "/srv/web/node_modules/@babel/core/lib/esm/package.json", r#"{"type":"module"}"#);
-    write(d, "/usr/lib/node_modules/npm/package.json", r#"{"name":"npm","version":"9.2.0"}"#);
+    write(d, "/usr/lib/node_modules/npm/package.json", "\u{feff}{\"name\":\"npm\",\"version\":\"9.2.0\"}");
     let inv = run(d, &DeepInspection::all(), &Limits::default());
     assert!(inv.warnings.is_empty(), "{:#?}", inv.warnings);
     let got: Vec<_> = purl_at(&inv).into_iter().collect();

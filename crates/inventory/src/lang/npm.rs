@@ -64,7 +64,9 @@ pub fn catalog_package_json(root: &Root, path: &Path, limits: &Limits, out: &mut
         Ok(b) => b,
         Err(e) => return warnings.push(warning(CATALOGER, &loc, e.to_string(), false)),
     };
-    let v: Value = match serde_json::from_slice(&bytes) {
+    // Some editors on Windows leave a UTF-8 byte order mark; npm accepts it.
+    let json = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let v: Value = match serde_json::from_slice(json) {
         Ok(v) => v,
         Err(e) => {
             // Invalid UTF-8 or broken JSON: say which file.
