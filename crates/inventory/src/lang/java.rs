@@ -10,20 +10,21 @@
 //!    `Specification-Version`, `Bundle-Version`); the Maven group is guessed from the manifest the
 //!    way Syft does ([`manifest_group`]), else it is the artifact name (as Syft does too);
 //! 3. nested archives (`WEB-INF/lib/*.jar`, `BOOT-INF/lib/*.jar`, an EAR's modules, the JARs of a
-//!    distribution `.zip`, which Syft also searches, ...) are read
-//!    from memory (size-capped) and identified the same way, recursively, with locations like
+//!    distribution `.zip`, which Syft also searches, ...) are read in place when stored
+//!    uncompressed, else inflated into memory (size-capped), and identified the same way,
+//!    recursively, with locations like
 //!    `/opt/app/app.war!WEB-INF/lib/foo.jar`.
 //!
 //! Every archive has an inflate budget shared with everything nested in it, a nesting-depth cap and
 //! per-entry caps, so a zip bomb costs bounded time and memory and ends in a warning.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read, Seek};
+use std::io::Cursor;
 use std::path::Path;
 
-use kensa_fs::Root;
+use kensa_fs::{ReadSeek, Root};
 
-use super::zip::{InflateBudget, ZipArchive, ZipError};
+use super::zip::{InflateBudget, Window, ZipArchive, ZipError};
 use super::{has_java_extension, warning, Limits};
 use crate::purl::Purl;
 use crate::{Location, Package, PackageType, Warning};
@@ -121,11 +122,12 @@ fn maven_package(group: &str, artifact: &str, version: &str, location: &str, sou
 /// Reads one archive file (and what is nested in it).
 pub fn catalog_archive(root: &Root, path: &Path, limits: &Limits, out: &mut Vec<Package>, warnings: &mut Vec<Warning>) {
     let loc = path.to_string_lossy().into_owned();
-    let file = match root.open(path) {
+    let mut file = match root.open(path) {
         Ok(f) => f,
         Err(e) => return warnings.push(warning(CATALOGER, &loc, e.to_string(), false)),
     };
-    let mut zip = match ZipArchive::new(file) {
+    let reader: Dyn<'_> = &mut *file;
+    let mut zip = match ZipArchive::new(reader) {
         Ok(z) => z,
         Err(e) => return warnings.push(warning(CATALOGER, &loc, format!("{loc}: {e}"), false)),
     };
@@ -138,7 +140,9 @@ pub fn catalog_archive(root: &Root, path: &Path, limits: &Limits, out: &mut Vec<
 
 /// Identifies the packages of an opened archive from an in-memory copy (tests, other sources).
 pub fn catalog_archive_bytes(bytes: Vec<u8>, location: &str, limits: &Limits, out: &mut Vec<Package>, warnings: &mut Vec<Warning>) {
-    let mut zip = match ZipArchive::new(Cursor::new(bytes)) {
+    let mut cursor = Cursor::new(bytes);
+    let reader: Dyn<'_> = &mut cursor;
+    let mut zip = match ZipArchive::new(reader) {
         Ok(z) => z,
         Err(e) => return warnings.push(warning(CATALOGER, location, format!("{location}: {e}"), false)),
     };
@@ -148,8 +152,12 @@ pub fn catalog_archive_bytes(bytes: Vec<u8>, location: &str, limits: &Limits, ou
 }
 
 #[allow(clippy::too_many_arguments)]
-fn scan<R: Read + Seek>(
-    zip: &mut ZipArchive<R>,
+/// Every archive, top-level or nested, is read through a trait object so that nesting recurses
+/// without a new type per level.
+type Dyn<'a> = &'a mut (dyn ReadSeek + 'a);
+
+fn scan<'a>(
+    zip: &mut ZipArchive<Dyn<'a>>,
     top: &str,
     location: &str,
     file_name: &str,
@@ -160,7 +168,7 @@ fn scan<R: Read + Seek>(
     out: &mut Vec<Package>,
     warnings: &mut Vec<Warning>,
 ) {
-    let read_text = |zip: &mut ZipArchive<R>, i: usize, budget: &mut InflateBudget, warnings: &mut Vec<Warning>| -> Option<String> {
+    let read_text = |zip: &mut ZipArchive<Dyn<'a>>, i: usize, budget: &mut InflateBudget, warnings: &mut Vec<Warning>| -> Option<String> {
         match zip.read(i, limits.max_metadata_bytes, budget) {
             Ok(b) => Some(match String::from_utf8(b) {
                 Ok(s) => s,
@@ -227,6 +235,29 @@ fn scan<R: Read + Seek>(
             warnings.push(warning(CATALOGER, top, format!("{nested_loc}: archives nested deeper than {} levels are not read", limits.max_archive_depth), false));
             continue;
         }
+        let inner_file = name.rsplit('/').next().unwrap_or(&name).to_string();
+        // Stored (uncompressed) nested archives are read in place; compressed ones are inflated
+        // into memory, capped.
+        match zip.stored_range(i) {
+            Ok(Some((start, len))) => {
+                if let Err(e) = budget.charge(len) {
+                    warnings.push(warning(CATALOGER, top, format!("{nested_loc}: {e}"), false));
+                    return;
+                }
+                let mut window = Window::new(zip.reader_mut(), start, len);
+                let reader: Dyn<'_> = &mut window;
+                match ZipArchive::new(reader) {
+                    Ok(mut inner) => scan(&mut inner, top, &nested_loc, &inner_file, depth + 1, true, limits, budget, out, warnings),
+                    Err(e) => warnings.push(warning(CATALOGER, top, format!("{nested_loc}: {e}"), false)),
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warnings.push(warning(CATALOGER, top, format!("{nested_loc}: {e}"), false));
+                continue;
+            }
+        }
         let bytes = match zip.read(i, limits.max_nested_archive_bytes, budget) {
             Ok(b) => b,
             Err(e) => {
@@ -238,15 +269,12 @@ fn scan<R: Read + Seek>(
                 continue;
             }
         };
-        let mut inner = match ZipArchive::new(Cursor::new(bytes)) {
-            Ok(z) => z,
-            Err(e) => {
-                warnings.push(warning(CATALOGER, top, format!("{nested_loc}: {e}"), false));
-                continue;
-            }
-        };
-        let inner_file = name.rsplit('/').next().unwrap_or(&name).to_string();
-        scan(&mut inner, top, &nested_loc, &inner_file, depth + 1, true, limits, budget, out, warnings);
+        let mut cursor = Cursor::new(bytes);
+        let reader: Dyn<'_> = &mut cursor;
+        match ZipArchive::new(reader) {
+            Ok(mut inner) => scan(&mut inner, top, &nested_loc, &inner_file, depth + 1, true, limits, budget, out, warnings),
+            Err(e) => warnings.push(warning(CATALOGER, top, format!("{nested_loc}: {e}"), false)),
+        }
     }
 }
 

@@ -68,8 +68,16 @@ impl InflateBudget {
     pub fn new(limit: u64) -> Self {
         InflateBudget { limit, used: 0 }
     }
-    fn remaining(&self) -> u64 {
+    pub fn remaining(&self) -> u64 {
         self.limit.saturating_sub(self.used)
+    }
+    /// Charges `n` bytes made available without inflating (a stored nested archive read in place).
+    pub fn charge(&mut self, n: u64) -> Result<(), ZipError> {
+        if n > self.remaining() {
+            return Err(ZipError::BudgetExhausted(self.limit));
+        }
+        self.used += n;
+        Ok(())
     }
 }
 
@@ -239,6 +247,35 @@ impl<R: Read + Seek> ZipArchive<R> {
         Ok(out)
     }
 
+    /// Where a stored (uncompressed) entry's bytes lie in the reader: `(offset, length)`. Lets a
+    /// nested archive stored as is (Spring Boot's `BOOT-INF/lib`) be read in place through a
+    /// [`Window`] instead of being copied into memory. `None` for compressed entries.
+    pub fn stored_range(&mut self, index: usize) -> Result<Option<(u64, u64)>, ZipError> {
+        let e = &self.entries[index];
+        if e.method != 0 || e.compressed_size != e.uncompressed_size {
+            return Ok(None);
+        }
+        let (name, size) = (e.name.clone(), e.compressed_size);
+        let start = self.base.checked_add(e.local_header_offset).ok_or_else(|| corrupt("entry offset overflows"))?;
+        let mut lfh = [0u8; 30];
+        self.reader.seek(SeekFrom::Start(start))?;
+        self.reader.read_exact(&mut lfh).map_err(|err| corrupt(format!("entry {name}: truncated local header: {err}")))?;
+        if u32_at(&lfh, 0) != LFH_SIG {
+            return Err(corrupt(format!("entry {name}: bad local header signature")));
+        }
+        let data = start + 30 + u16_at(&lfh, 26) as u64 + u16_at(&lfh, 28) as u64;
+        let end = self.reader.seek(SeekFrom::End(0))?;
+        if !matches!(data.checked_add(size), Some(e) if e <= end) {
+            return Err(corrupt(format!("entry {name}: runs past the end of the archive")));
+        }
+        Ok(Some((data, size)))
+    }
+
+    /// The underlying reader (to open a [`Window`] on a stored entry).
+    pub fn reader_mut(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
     /// Index of the entry named exactly `name`.
     pub fn find(&self, name: &str) -> Option<usize> {
         self.entries.iter().position(|e| e.name == name)
@@ -247,4 +284,50 @@ impl<R: Read + Seek> ZipArchive<R> {
 
 fn e_size_hint(declared: u64, cap: u64) -> usize {
     declared.min(cap).min(1 << 20) as usize
+}
+
+/// A read-only view of `len` bytes of `inner` starting at `start`, itself seekable: a stored
+/// nested archive read in place.
+pub struct Window<R> {
+    inner: R,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<R: Read + Seek> Window<R> {
+    pub fn new(inner: R, start: u64, len: u64) -> Self {
+        Window { inner, start, len, pos: 0 }
+    }
+}
+
+impl<R: Read + Seek> Read for Window<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(left) as usize;
+        self.inner.seek(SeekFrom::Start(self.start + self.pos))?;
+        let n = self.inner.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Seek for Window<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match target {
+            Some(t) => {
+                self.pos = t;
+                Ok(t)
+            }
+            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the window")),
+        }
+    }
 }
