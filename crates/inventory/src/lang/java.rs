@@ -151,11 +151,11 @@ pub fn catalog_archive_bytes(bytes: Vec<u8>, location: &str, limits: &Limits, ou
     scan(&mut zip, location, location, &file_name, 0, true, limits, &mut budget, out, warnings);
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Every archive, top-level or nested, is read through a trait object so that nesting recurses
 /// without a new type per level.
 type Dyn<'a> = &'a mut (dyn ReadSeek + 'a);
 
+#[allow(clippy::too_many_arguments)]
 fn scan<'a>(
     zip: &mut ZipArchive<Dyn<'a>>,
     top: &str,
