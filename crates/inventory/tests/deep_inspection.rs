@@ -350,6 +350,11 @@ fn hostile_archives_and_files_become_warnings() {
     let good = jar(&[("g", "a", "1")], "");
     write(d, "/opt/truncated.jar", &good[..good.len() / 2]);
     write(d, "/opt/garbage.jar", b"this is not a zip file at all");
+    // A stored nested JAR cut in half (read in place, not copied): a warning, the outer JAR is
+    // still reported.
+    let mut outer = Zip::new().add("META-INF/maven/o/outer/pom.properties", b"groupId=o\nartifactId=outer\nversion=1\n", true);
+    outer.add_raw("lib/half.jar", 0, &good[..good.len() / 2], (good.len() / 2) as u32, 0);
+    write(d, "/opt/outer.jar", outer.finish());
     // Invalid UTF-8 metadata: reported, with a warning.
     write(d, "/usr/lib/python3/dist-packages/bad-1.0.dist-info/METADATA", b"Name: bad\nVersion: 1.0\nSummary: \xff\xfe broken\n");
     write(d, "/usr/lib/node_modules/badjson/package.json", b"{\"name\":\"badjson\",\"version\":\"1.0.0\",\"x\":\"\xff\"}");
@@ -370,6 +375,8 @@ fn hostile_archives_and_files_become_warnings() {
     w("/opt/nested.ear", "nested deeper than 4 levels");
     w("/opt/truncated.jar", "not a zip archive");
     w("/opt/garbage.jar", "not a zip archive");
+    w("/opt/outer.jar", "lib/half.jar: not a zip archive");
+    assert_eq!(find(&inv, "pkg:maven/o/outer@1").path(), "/opt/outer.jar");
     w("bad-1.0.dist-info/METADATA", "not valid UTF-8");
     w("badjson/package.json", "invalid package.json");
     w("huge/package.json", "4096-byte limit");
