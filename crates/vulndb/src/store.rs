@@ -38,8 +38,18 @@ fn opt_json(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<serde_json::Va
     }
 }
 
-const AFFECTED_COLS: &str =
-    "v.id, v.source, a.ecosystem, a.original_name, a.purl, a.status, a.ranges, a.versions, a.ecosystem_specific, a.database_specific";
+macro_rules! affected_cols {
+    () => {
+        "v.id, v.source, a.ecosystem, a.original_name, a.purl, a.status, a.ranges, a.versions, a.ecosystem_specific, a.database_specific"
+    };
+}
+const AFFECTED_COLS: &str = affected_cols!();
+/// The matcher's hot query (a literal, so the statement cache lookup allocates nothing).
+const AFFECTED_BY_PACKAGE: &str = concat!(
+    "SELECT ",
+    affected_cols!(),
+    " FROM affected a JOIN vulnerabilities v ON v.pk = a.vuln_pk WHERE a.ecosystem = ?1 AND a.name = ?2 ORDER BY v.id, a.pk"
+);
 
 fn affected_from_row(row: &Row<'_>) -> rusqlite::Result<Affected> {
     let status: String = row.get(5)?;
@@ -98,10 +108,7 @@ impl VulnDb {
     /// Every affected-package entry for `name` in `ecosystem` (exact OSV ecosystem, e.g.
     /// `Debian:12`), each with its record id and source. The name is normalised first.
     pub fn affected(&self, ecosystem: &str, name: &str) -> Result<Vec<Affected>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {AFFECTED_COLS} FROM affected a JOIN vulnerabilities v ON v.pk = a.vuln_pk \
-             WHERE a.ecosystem = ?1 AND a.name = ?2 ORDER BY v.id, a.pk"
-        ))?;
+        let mut stmt = self.conn.prepare_cached(AFFECTED_BY_PACKAGE)?;
         let rows = stmt.query_map(params![ecosystem, normalize_name(ecosystem, name)], affected_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -256,8 +256,14 @@ fn status(db_path: PathBuf, max_age: u32, format: Format) -> anyhow::Result<Exit
             println!("  {source:<22} {n}");
         }
         println!("feeds:");
-        for f in &feeds {
+        // Red Hat VEX is tracked per file: show one summary line for it.
+        let (per_file, whole): (Vec<_>, Vec<_>) = feeds.iter().partition(|f| f.name.starts_with("redhat:"));
+        for f in whole {
             println!("  {:<30} {:>8} records  {}", f.name, f.records, f.updated_at);
+        }
+        if let Some(latest) = per_file.iter().map(|f| f.updated_at.as_str()).max() {
+            let records: u64 = per_file.iter().map(|f| f.records).sum();
+            println!("  {:<30} {:>8} records  {latest}  ({} files)", "redhat-csaf-vex", records, per_file.len());
         }
     }
     if stale {
