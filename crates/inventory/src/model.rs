@@ -127,7 +127,8 @@ pub struct Package {
     pub purl: String,
     /// Where the package was found.
     pub locations: Vec<Location>,
-    /// Files the package installs (absolute paths inside the target), for OS packages.
+    /// Files the package installs (absolute paths inside the target): OS packages' file lists, and
+    /// for Python packages what RECORD / installed-files.txt list (used to find their OS owner).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
     /// Set on language packages whose files an OS package owns.
