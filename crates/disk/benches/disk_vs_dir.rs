@@ -30,12 +30,12 @@ fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 fn main() {
     let Some(tree) = kensa_testdata::debian_rootfs() else { return };
     let Some(tools) = kensa_testdata::shared_tools() else { return };
-    let Some(images) = kensa_testdata::cached_fixture("disk-bench-images-v1", |out| {
+    let Some(images) = kensa_testdata::cached_fixture("disk-bench-images-v2", |out| {
         let st = Command::new("bash").arg(tools.join("make-disk-images.sh")).arg(&tree).arg(out).status().map_err(|e| e.to_string())?;
         if !st.success() {
             return Err(format!("make-disk-images.sh: {st}"));
         }
-        common::fix_gpt(out)
+        common::fix_gpt(out, 2048)
     }) else {
         return;
     };

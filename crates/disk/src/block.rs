@@ -231,9 +231,12 @@ impl<V: Clone> Lru<V> {
     }
 }
 
-/// Chunk size of [`CachedDev`]: small enough that scattered metadata reads do not pull in much
-/// more than they need, large enough that sequential reads are not chatty.
-pub const CACHE_CHUNK: u64 = 32 << 10;
+/// Chunk size of [`CachedDev`]: a filesystem block, so scattered metadata reads (inodes,
+/// directory blocks) pull in no more than they need. Reads of [`CACHE_BYPASS`] bytes or more (file
+/// contents) go straight to the device instead.
+pub const CACHE_CHUNK: u64 = 4 << 10;
+/// Reads at least this large bypass the cache.
+pub const CACHE_BYPASS: usize = 64 << 10;
 
 /// A bounded LRU cache of fixed-size chunks over another device. Counts chunks fetched.
 pub struct CachedDev {
@@ -267,6 +270,10 @@ impl CachedDev {
 impl BlockDev for CachedDev {
     fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
         check_range(self, off, buf.len())?;
+        if buf.len() >= CACHE_BYPASS {
+            self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
+            return self.inner.read_at(off, buf);
+        }
         while !buf.is_empty() {
             let index = off / CACHE_CHUNK;
             let within = (off % CACHE_CHUNK) as usize;
@@ -341,9 +348,13 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let counters = Arc::new(Counters::default());
         let dev = CachedDev::new(Arc::new(data.clone()), 1 << 20, counters.clone());
+        let mut buf = vec![0u8; 30_000];
+        dev.read_at(30_000, &mut buf).unwrap();
+        assert_eq!(&buf[..], &data[30_000..60_000]);
         let mut buf = vec![0u8; 70_000];
         dev.read_at(30_000, &mut buf).unwrap();
         assert_eq!(&buf[..], &data[30_000..100_000]);
+        let mut buf = vec![0u8; 30_000];
         let fetched = counters.blocks_fetched.load(Ordering::Relaxed);
         dev.read_at(30_000, &mut buf).unwrap();
         assert_eq!(counters.blocks_fetched.load(Ordering::Relaxed), fetched);

@@ -97,6 +97,8 @@ pub struct Qcow2 {
     size: u64,
     l1: Vec<u64>,
     l2_cache: Mutex<Lru<Arc<Vec<u64>>>>,
+    /// Recently decompressed clusters (small reads of one cluster would inflate it each time).
+    inflated: Mutex<Lru<Arc<Vec<u8>>>>,
     backing: Option<Arc<dyn BlockDev>>,
 }
 
@@ -163,7 +165,7 @@ impl Qcow2 {
         } else {
             None
         };
-        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new(64)), backing })
+        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(32)), backing })
     }
 
     fn l2_table(&self, l1_index: usize) -> io::Result<Option<Arc<Vec<u64>>>> {
@@ -208,11 +210,20 @@ impl Qcow2 {
             if host >= self.file.size() {
                 return Err(corrupt(format!("{}: compressed cluster for guest offset {off} points past the end of the file (host offset {host})", self.name)));
             }
-            let compressed = read_vec(&*self.file, host, csize, 2 * cluster + 512, "qcow2 compressed cluster")?;
-            let mut out = vec![0u8; cluster as usize];
-            let mut dec = flate2::Decompress::new(false);
-            dec.decompress(&compressed, &mut out, flate2::FlushDecompress::Finish)
-                .map_err(|e| corrupt(format!("{}: compressed cluster at host offset {host} (guest {off}): {e}", self.name)))?;
+            let cached = self.inflated.lock().unwrap_or_else(|e| e.into_inner()).get(host);
+            let out = match cached {
+                Some(c) => c,
+                None => {
+                    let compressed = read_vec(&*self.file, host, csize, 2 * cluster + 512, "qcow2 compressed cluster")?;
+                    let mut out = vec![0u8; cluster as usize];
+                    let mut dec = flate2::Decompress::new(false);
+                    dec.decompress(&compressed, &mut out, flate2::FlushDecompress::Finish)
+                        .map_err(|e| corrupt(format!("{}: compressed cluster at host offset {host} (guest {off}): {e}", self.name)))?;
+                    let out = Arc::new(out);
+                    self.inflated.lock().unwrap_or_else(|e| e.into_inner()).put(host, out.clone());
+                    out
+                }
+            };
             buf.copy_from_slice(&out[within as usize..within as usize + buf.len()]);
             return Ok(());
         }
@@ -283,6 +294,8 @@ pub struct VmdkSparse {
     compressed: bool,
     gd: Vec<u32>,
     gt_cache: Mutex<Lru<Arc<Vec<u32>>>>,
+    /// Recently decompressed grains.
+    inflated: Mutex<Lru<Arc<Vec<u8>>>>,
 }
 
 impl VmdkSparse {
@@ -323,7 +336,7 @@ impl VmdkSparse {
         let gd_off = le64(&h, 56).checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{name}: grain directory offset overflows")))?;
         let raw = read_vec(&*file, gd_off, gd_entries * 4, MAX_TABLE_BYTES, &format!("{name}: grain directory"))?;
         let gd = raw.chunks_exact(4).map(|c| le32(c, 0)).collect();
-        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)) })
+        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(32)) })
     }
 
     fn grain_table(&self, gd_index: usize) -> io::Result<Option<Arc<Vec<u32>>>> {
@@ -366,6 +379,10 @@ impl VmdkSparse {
             return self.file.read_at(host + within, buf);
         }
         // streamOptimized grain: lba u64, size u32, zlib data.
+        if let Some(out) = self.inflated.lock().unwrap_or_else(|e| e.into_inner()).get(host) {
+            buf.copy_from_slice(&out[within as usize..within as usize + buf.len()]);
+            return Ok(());
+        }
         let mut head = [0u8; 12];
         if host.checked_add(12).map_or(true, |e| e > self.file.size()) {
             return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
@@ -380,6 +397,7 @@ impl VmdkSparse {
             .map_err(|e| corrupt(format!("{}: compressed grain at offset {host} (guest {off}): {e}", self.name)))?;
         out.resize(self.grain_bytes as usize, 0);
         buf.copy_from_slice(&out[within as usize..within as usize + buf.len()]);
+        self.inflated.lock().unwrap_or_else(|e| e.into_inner()).put(host, Arc::new(out));
         Ok(())
     }
 }

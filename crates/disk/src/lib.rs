@@ -111,10 +111,6 @@ pub(crate) fn uuid_string(b: &[u8]) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-pub(crate) fn uuid_string_be(b: &[u8]) -> String {
-    uuid_string(b)
-}
-
 /// Whether a file's content looks like a disk image (an image format, a partition table, or a
 /// bare ext2/3/4 or xfs filesystem). Cheap: reads a few sectors.
 pub fn is_disk_image(path: &Path) -> bool {

@@ -184,9 +184,6 @@ fn dos(dev: &dyn BlockDev, mbr: &[u8]) -> io::Result<Option<Vec<Partition>>> {
             }
             ebr = ext_start + le32(e2, 8) as u64 * 512;
         }
-        if seen.len() <= MAX_LOGICAL && !seen.is_empty() && parts.iter().all(|p| p.number < 5) {
-            // An empty chain is fine; nothing to add.
-        }
     }
     Ok(Some(parts))
 }

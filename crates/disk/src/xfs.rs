@@ -163,7 +163,7 @@ impl XfsFs {
             return Err(corrupt(format!("{name}: superblock says {size} bytes (sb_dblocks at offset 8) but the device holds {} (truncated image?)", dev.size())));
         }
         let label = String::from_utf8_lossy(&sb[108..120]).trim_end_matches('\0').to_string();
-        let info = XfsInfo { version, uuid: crate::uuid_string_be(&sb[32..48]), label, size };
+        let info = XfsInfo { version, uuid: crate::uuid_string(&sb[32..48]), label, size };
         Ok(XfsFs {
             inner: Arc::new(Inner {
                 dev,
