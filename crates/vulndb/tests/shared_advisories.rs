@@ -316,3 +316,36 @@ fn victims_yaml() {
     assert!(hits.iter().any(|a| a.vuln_id == "CVE-2019-10086" && a.ranges[0].events == [Event::Introduced("0".into()), Event::LastAffected("1.9.3".into())]), "{hits:?}");
     assert!(!db.affected("PyPI", "Requests").unwrap().is_empty());
 }
+
+/// Held-back records arrive as lone files: each must import without its folder's context.
+#[test]
+fn lone_files_import_alone() {
+    let Some(adv) = kensa_testdata::shared_path("advisories") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut db = fresh_db(&tmp);
+    let pick = |archive: &str, member: &str| -> String {
+        tar_members(&adv.join(archive)).into_iter().find(|(p, _)| p == member).unwrap_or_else(|| panic!("{member}")).1
+    };
+    let cases = [
+        ("rustsec/rustsec-advisory-db.tar.gz", "rust/std/CVE-2015-20001.md", "CVE-2015-20001", "Rust", "std"),
+        ("nodejs-security-wg/nodejs-security-wg-vuln.tar.gz", "vuln/core/1.json", "NSWG-CORE-1", "Node.js", "node"),
+        ("nodejs-security-wg/nodejs-security-wg-vuln.tar.gz", "vuln/deps/1.json", "NSWG-DEPS-1", "Node.js", "node"),
+        ("almalinux/almalinux9.tar.gz", "almalinux9/ALBA-2022:8256.json", "ALBA-2022:8256", "AlmaLinux:9", "qatzip"),
+    ];
+    for (archive, member, id, eco, pkg) in cases {
+        let file = tmp.path().join(member.rsplit('/').next().unwrap());
+        std::fs::write(&file, pick(archive, member)).unwrap();
+        import(&mut db, &file);
+        let rec = db.records(id).unwrap();
+        assert_eq!(rec.len(), 1, "{member}");
+        assert_eq!((rec[0].affected[0].ecosystem.as_str(), rec[0].affected[0].name.as_str()), (eco, pkg), "{member}");
+    }
+    // One DSA record cut from the list.
+    let list = std::fs::read_to_string(adv.join("debian-security-tracker/DSA-list.txt")).unwrap();
+    let record: String = list.lines().take_while(|l| !l.starts_with("[27 Mar 2023]")).map(|l| format!("{l}\n")).collect();
+    let file = tmp.path().join("DSA-5380-1");
+    std::fs::write(&file, record).unwrap();
+    let r = import(&mut db, &file);
+    assert_eq!(r.imported["debian-dsa"], 1);
+    assert_eq!(db.records("DSA-5380-1").unwrap()[0].affected[0].fixed_versions(), ["2:1.20.11-1+deb11u6"]);
+}

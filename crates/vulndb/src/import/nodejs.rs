@@ -5,7 +5,9 @@
 //!   `NSWG-CORE-N`, ecosystem `Node.js`, package `node`;
 //! - `vuln/deps/N.json`: statements that a CVE in a bundled dependency does not affect Node.js
 //!   -> id `NSWG-DEPS-N`, status not affected;
-//! - `index.json` in core/ and deps/: all entries of the folder keyed by N.
+//! - `index.json` in each folder: all entries of the folder keyed by N.
+//!
+//! The kind is read from the content (`module_name`, `reason`), so single files import alone.
 //!
 //! node-semver ranges that are a single `<V` / `<=V` become an OSV SEMVER range; every range is
 //! also kept verbatim in `ecosystem_specific` for an exact node-semver check by the matcher.
@@ -26,16 +28,6 @@ pub fn is_index(obj: &Map<String, Value>) -> bool {
         })
 }
 
-fn kind_of(name: &str) -> &'static str {
-    if name.contains("/deps/") {
-        "DEPS"
-    } else if name.contains("/core/") {
-        "CORE"
-    } else {
-        "ECO"
-    }
-}
-
 fn stem(name: &str) -> String {
     let file = name.rsplit(['/', '!']).next().unwrap_or(name);
     file.strip_suffix(".json").unwrap_or(file).to_string()
@@ -44,7 +36,13 @@ fn stem(name: &str) -> String {
 pub fn import_index(w: &mut Writer<'_>, name: &str, value: Value, report: &mut ImportReport) -> Result<()> {
     if let Value::Object(map) = value {
         for (key, entry) in map {
-            let kind = if entry.get("module_name").is_some() { "ECO" } else { kind_of(name) };
+            let kind = if entry.get("module_name").is_some() {
+                "ECO"
+            } else if entry.get("reason").is_some() {
+                "DEPS"
+            } else {
+                "CORE"
+            };
             let at = format!("{name}#{key}");
             match convert(kind, &key, &entry) {
                 Ok(v) => put(w, &at, "nodejs-security-wg", &v, report)?,
@@ -58,8 +56,11 @@ pub fn import_index(w: &mut Writer<'_>, name: &str, value: Value, report: &mut I
 pub fn import(w: &mut Writer<'_>, name: &str, value: Value, report: &mut ImportReport) -> Result<()> {
     let (kind, key) = if value.get("module_name").is_some() {
         ("ECO", value.get("id").map(|i| i.to_string().trim_matches('"').to_string()).unwrap_or_else(|| stem(name)))
+    } else if value.get("reason").is_some() {
+        // deps/ entries are VEX statements with a `reason`; core/ entries have ranges.
+        ("DEPS", stem(name))
     } else {
-        (kind_of(name), stem(name))
+        ("CORE", stem(name))
     };
     match convert(kind, &key, &value) {
         Ok(v) => put(w, name, "nodejs-security-wg", &v, report),

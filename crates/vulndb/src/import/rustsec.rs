@@ -102,7 +102,8 @@ pub fn convert(name: &str, text: &str) -> Result<Result<Vulnerability, String>, 
         }
         None => (None, Some(body.to_string()).filter(|d| !d.is_empty())),
     };
-    let toolchain = name.contains("/rust/") || name.contains("!rust/") || name.starts_with("rust/");
+    // Toolchain advisories live under rust/ and carry a CVE id instead of a RUSTSEC id.
+    let toolchain = name.contains("/rust/") || name.contains("!rust/") || name.starts_with("rust/") || !a.id.starts_with("RUSTSEC-");
     let ecosystem = if toolchain { "Rust" } else { "crates.io" };
     let mut ecosystem_specific = serde_json::Map::new();
     if let Some(affected) = front.affected {
