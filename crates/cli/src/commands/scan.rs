@@ -85,6 +85,10 @@ pub struct ScanArgs {
     /// No progress bar on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+    /// When done, print one line to stderr: bytes read from the target (disk images), blocks
+    /// fetched, files opened and the elapsed time.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -104,6 +108,7 @@ fn today() -> String {
 }
 
 pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let db_path = args.db.clone().unwrap_or_else(kensa_vulndb::default_path);
     let mut severities = Vec::new();
     for s in &args.severity {
@@ -219,6 +224,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
+    }
+    if args.stats {
+        eprintln!("{}", super::sbom::stats_line(&target.root, started.elapsed()));
     }
     if args.exit_code != 0 && report.active().next().is_some() {
         return Ok(ExitCode::from(args.exit_code));
