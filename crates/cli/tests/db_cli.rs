@@ -95,3 +95,47 @@ fn import_then_search_matches_the_source_records() {
     // Earlier data survived the second import.
     assert_eq!(kensa(&db, &["search", "GHSA-jfh8-c2jp-5v3q"]).0, 0);
 }
+
+/// Serves `responses` (status line, body) to successive connections on 127.0.0.1, then stops.
+fn serve(responses: Vec<(&'static str, Vec<u8>)>) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        for (status, body) in responses {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut b).map(|n| n == 1).unwrap_or(false) {
+                head.push(b[0]);
+            }
+            let _ = write!(conn, "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\nETag: \"x\"\r\n\r\n", body.len());
+            let _ = conn.write_all(&body);
+        }
+    });
+    (base, handle)
+}
+
+#[test]
+fn update_from_a_mirror_and_failure_leaves_the_database() {
+    let Some(kev) = kensa_testdata::shared_path("advisories/kev/known_exploited_vulnerabilities.json") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("vuln.db");
+    let body = std::fs::read(&kev).unwrap();
+    let (base, server) = serve(vec![("200 OK", body), ("404 Not Found", Vec::new())]);
+    let url = format!("{base}/kev.json");
+    let args = ["update", "--source", "kev", "--kev-url", url.as_str(), "--no-progress", "--retry-delay", "0"];
+    let (code, _, err) = kensa(&db, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1264 records imported"), "{err}");
+    let (_, out, _) = kensa(&db, &["status"]);
+    assert!(out.contains("kev") && out.contains("1264 KEV"), "{out}");
+    let before = std::fs::read(&db).unwrap();
+    // The mirror now answers 404: the update fails with exit 2 and the database is untouched.
+    let (code, _, err) = kensa(&db, &args);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("HTTP 404") && err.contains("left unchanged"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    server.join().unwrap();
+}
