@@ -98,8 +98,9 @@ fn pct_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -377,5 +378,6 @@ mod tests {
         let (n, v, _) = from_purl("pkg:rpm/redhat/openssl@3.0.7-24.el9?arch=src").unwrap();
         assert_eq!((n.as_str(), v.as_deref()), ("openssl", Some("3.0.7-24.el9")));
         assert_eq!(split_nevra("mod_ssl-1:2.4.53-7.el9.ppc64le").unwrap(), ("mod_ssl".into(), "1:2.4.53-7.el9".into()));
+        assert_eq!(pct_decode("a%2Bb%zz%é"), "a+b%zz%é");
     }
 }

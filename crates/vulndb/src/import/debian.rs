@@ -114,7 +114,7 @@ pub fn import_tracker(w: &mut Writer<'_>, name: &str, value: Value, report: &mut
 /// `[DD Mon YYYY] DSA-...` / `DLA-...` at the start of the text.
 pub fn looks_like_list(text: &str) -> bool {
     let b = text.as_bytes();
-    b.len() > 16 && b[0] == b'[' && b[1].is_ascii_digit() && text[..40.min(text.len())].contains("] D") && parse_header(text.lines().next().unwrap_or("")).is_some()
+    b.len() > 16 && b[0] == b'[' && b[1].is_ascii_digit() && parse_header(text.lines().next().unwrap_or("")).is_some()
 }
 
 struct Header<'a> {
