@@ -53,9 +53,9 @@ pub fn ecosystem_scheme(ecosystem: &str) -> Option<Scheme> {
         "PyPI" => Scheme::Pypi,
         "npm" => Scheme::Npm,
         "Maven" => Scheme::Maven,
-        "Go" => Scheme::Go,
-        // crates.io publishes SEMVER ranges; Cargo orders versions by SemVer precedence.
-        "crates.io" => Scheme::Npm,
+        // OSV's Go and crates.io records carry SEMVER ranges with `v`-less versions; Go's module
+        // order and Cargo's are SemVer 2.0 precedence, which node-semver implements.
+        "Go" | "crates.io" => Scheme::Npm,
         _ => return None,
     })
 }
@@ -85,10 +85,11 @@ pub fn lookup_key(p: &Package) -> (&str, &str) {
     }
 }
 
-/// The version a language package is compared with: Go modules carry a `v` that OSV omits.
+/// The version a language package is compared with: Go modules carry a `v` and the Go toolchain
+/// (`stdlib`) a `go` that OSV's Go records omit (`v1.2.3` -> `1.2.3`, `go1.21.5` -> `1.21.5`).
 pub fn comparable_version(p: &Package) -> &str {
     match p.package_type {
-        PackageType::Golang => p.version.strip_prefix('v').unwrap_or(&p.version),
+        PackageType::Golang => p.version.strip_prefix("go").or_else(|| p.version.strip_prefix('v')).unwrap_or(&p.version),
         _ => &p.version,
     }
 }
@@ -116,5 +117,12 @@ mod tests {
             .collect();
         assert_eq!(os_ecosystems(&os("rhel", "9.4"), &avail), ["Red Hat:enterprise_linux:9::appstream", "Red Hat:enterprise_linux:9::baseos"]);
         assert_eq!(os_ecosystems(&os("ubuntu", "22.04"), &avail), ["Ubuntu:22.04:LTS"]);
+    }
+
+    #[test]
+    fn go_versions_lose_their_prefix() {
+        let p = |v: &str| Package::new(PackageType::Golang, "stdlib", v, "pkg:golang/stdlib");
+        assert_eq!(comparable_version(&p("go1.21.5")), "1.21.5");
+        assert_eq!(comparable_version(&p("v0.0.0-20230101000000-abcdefabcdef")), "0.0.0-20230101000000-abcdefabcdef");
     }
 }

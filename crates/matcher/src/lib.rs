@@ -98,6 +98,16 @@ pub fn match_inventory(db: &VulnDb, inv: &Inventory, opts: &MatchOptions, progre
                 None => continue,
             }
         };
+        // An installed version its own scheme rejects (`(devel)` Go builds) cannot be matched:
+        // say so once, not once per advisory.
+        if let Some(scheme) = ecosystems.first().and_then(|e| ecosystem::ecosystem_scheme(e)) {
+            if let Err(e) = kensa_version::Version::parse(scheme, version) {
+                if !(scheme == Scheme::Npm && osv::pad_semver(version).is_some()) {
+                    out.warnings.push(format!("{} {name} {version} ({}): not matched: {e}", p.package_type.as_str(), p.path()));
+                    continue;
+                }
+            }
+        }
         let mut by_id: BTreeMap<String, Vec<Affected>> = BTreeMap::new();
         for eco in &ecosystems {
             for a in db.affected(eco, name)? {
@@ -302,6 +312,7 @@ pub fn remediation_command(p: &Package, os_id: &str, vuln_id: &str, fixed: Optio
         PackageType::Pypi => format!("pip install '{name}>={fixed}'"),
         PackageType::Npm => format!("npm install {name}@{fixed}"),
         PackageType::Maven => format!("Update the dependency {name} to version {fixed} or later."),
+        PackageType::Golang if name == "stdlib" => format!("Rebuild the binary with Go {} or later.", fixed.trim_start_matches('v')),
         PackageType::Golang => format!("go get {name}@v{}", fixed.trim_start_matches('v')),
         PackageType::Cargo => format!("cargo update -p {name} --precise {fixed}"),
     }

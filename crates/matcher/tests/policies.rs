@@ -141,3 +141,25 @@ fn no_os_means_a_warning_not_a_silent_pass() {
     let r = match_inventory(&db, &inv, &MatchOptions::default(), &mut |_, _| {}).unwrap();
     assert!(r.warnings.iter().any(|w| w.contains("not detected")), "{:?}", r.warnings);
 }
+
+#[test]
+fn go_modules_and_the_toolchain_match_without_their_prefixes() {
+    let rec = json!({ "id": "GO-2024-0001", "modified": "2024-01-01T00:00:00Z", "affected": [
+        { "package": { "ecosystem": "Go", "name": "stdlib" }, "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": "1.21.6" }] }] },
+        { "package": { "ecosystem": "Go", "name": "golang.org/x/net" }, "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": "0.17.0" }] }] }
+    ]});
+    let (_d, db) = db_with(&[("GO-2024-0001.json", rec)]);
+    let go = |name: &str, v: &str| Package::new(PackageType::Golang, name, v, format!("pkg:golang/{name}@{v}"));
+    let inv = Inventory {
+        target: "t".into(),
+        os: None,
+        packages: vec![go("stdlib", "go1.21.5"), go("golang.org/x/net", "v0.15.0"), go("golang.org/x/net", "v0.17.0"), go("example.com/app", "(devel)")],
+        warnings: vec![],
+    };
+    let r = match_inventory(&db, &inv, &MatchOptions::default(), &mut |_, _| {}).unwrap();
+    let got: Vec<(&str, &str)> = r.findings.iter().map(|f| (f.package().name.as_str(), f.package().version.as_str())).collect();
+    assert_eq!(got, [("stdlib", "go1.21.5"), ("golang.org/x/net", "v0.15.0")]);
+    assert_eq!(r.findings[0].package().remediation, "Rebuild the binary with Go 1.21.6 or later.");
+    assert_eq!(r.findings[1].package().remediation, "go get golang.org/x/net@v0.17.0");
+    assert_eq!(r.warnings.len(), 1, "one warning for the (devel) build: {:?}", r.warnings);
+}
