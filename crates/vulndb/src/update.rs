@@ -25,6 +25,7 @@ pub const KEV_URL: &str = "https://www.cisa.gov/sites/default/files/feeds/known_
 pub const EPSS_URL: &str = "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"; // [KENSA_EPSS_URL]
 pub const DEBIAN_URL: &str = "https://security-tracker.debian.org/tracker/data/json"; // [KENSA_DEBIAN_URL]
 pub const REDHAT_BASE: &str = "https://security.access.redhat.com/data/csaf/v2/vex"; // [KENSA_REDHAT_URL]
+pub const NVD_API_URL: &str = "https://services.nvd.nist.gov/rest/json/cves/2.0"; // [KENSA_NVD_API_URL]
 
 /// OSV ecosystems fetched by default: the Linux distributions and language ecosystems kensa
 /// scans.
@@ -37,7 +38,11 @@ pub const DEFAULT_OSV_ECOSYSTEMS: &[&str] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Feed {
     Osv,
+    /// NVD JSON 2.0 feed files (yearly + modified, with `.meta` checksums).
     Nvd,
+    /// The NVD CVE API 2.0, paged; after the first run only CVEs modified since the last run
+    /// (`lastModStartDate`, 120-day windows). An API key (`NVD_API_KEY`) raises the rate limit.
+    NvdApi,
     Kev,
     Epss,
     Debian,
@@ -63,6 +68,11 @@ pub struct UpdateConfig {
     pub epss_url: String,
     pub debian_url: String,
     pub redhat_base: String,
+    pub nvd_api_url: String,
+    /// Sent as the `apiKey` header; default `$NVD_API_KEY`.
+    pub nvd_api_key: Option<String>,
+    /// Pause between API pages (NVD asks for 6 s without a key, 0.6 s with one).
+    pub nvd_api_delay: Duration,
     /// Attempts per request (>= 1).
     pub attempts: u32,
     /// First retry delay; doubled each retry.
@@ -91,6 +101,9 @@ impl UpdateConfig {
             epss_url: env_or("KENSA_EPSS_URL", EPSS_URL),
             debian_url: env_or("KENSA_DEBIAN_URL", DEBIAN_URL),
             redhat_base: env_or("KENSA_REDHAT_URL", REDHAT_BASE),
+            nvd_api_url: env_or("KENSA_NVD_API_URL", NVD_API_URL),
+            nvd_api_key: std::env::var("NVD_API_KEY").ok().filter(|k| !k.is_empty()),
+            nvd_api_delay: if std::env::var_os("NVD_API_KEY").is_some() { Duration::from_millis(600) } else { Duration::from_secs(6) },
             attempts: 4,
             backoff: Duration::from_secs(2),
             timeout: Duration::from_secs(900),
@@ -148,6 +161,10 @@ impl Client {
 
     /// GET with retries. `previous` supplies the validators for a conditional request.
     fn get(&self, url: &str, previous: Option<&FeedState>) -> Result<Option<Fetched>> {
+        self.get_with(url, previous, &[])
+    }
+
+    fn get_with(&self, url: &str, previous: Option<&FeedState>, headers: &[(&str, &str)]) -> Result<Option<Fetched>> {
         let mut delay = self.backoff;
         let mut last_err = String::new();
         for attempt in 1..=self.attempts {
@@ -157,6 +174,9 @@ impl Client {
                 delay *= 2;
             }
             let mut req = self.agent.get(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
             if let Some(p) = previous {
                 if let Some(etag) = &p.etag {
                     req = req.header("If-None-Match", etag);
@@ -273,6 +293,7 @@ pub fn update(cfg: &UpdateConfig) -> Result<UpdateReport> {
                     fetch_and_import(&client, &mut db, &format!("nvd:{n}"), &url, Some(Checksum::NvdMeta(meta_url)), &mut report)?;
                 }
             }
+            Feed::NvdApi => update_nvd_api(&client, &mut db, cfg, &mut report)?,
             Feed::Kev => fetch_and_import(&client, &mut db, "kev", &cfg.kev_url, None, &mut report)?,
             Feed::Epss => fetch_and_import(&client, &mut db, "epss", &cfg.epss_url, None, &mut report)?,
             Feed::Debian => fetch_and_import(&client, &mut db, "debian-tracker", &cfg.debian_url, None, &mut report)?,
@@ -441,4 +462,77 @@ pub fn import_files(db_path: &Path, paths: &[PathBuf]) -> Result<ImportReport> {
     drop(db);
     std::fs::rename(&tmp.0, db_path).map_err(|e| Error::io(db_path, e))?;
     Ok(report)
+}
+
+/// `2026-01-02T03:04:05Z` -> `2026-01-02T03:04:05.000%2B00:00`, the form the NVD API takes.
+fn nvd_api_date(rfc3339: &str) -> String {
+    format!("{}.000%2B00:00", rfc3339.trim_end_matches('Z'))
+}
+
+/// NVD CVE API 2.0: every page of `resultsPerPage=2000`; incremental after the first run.
+fn update_nvd_api(client: &Client, db: &mut VulnDb, cfg: &UpdateConfig, report: &mut UpdateReport) -> Result<()> {
+    const PAGE: u64 = 2000;
+    const WINDOW_DAYS: i64 = 120;
+    let started = crate::now_rfc3339();
+    let base = cfg.nvd_api_url.trim_end_matches('/');
+    // Query windows: everything on the first run, else [last run, now] in 120-day pieces.
+    let mut windows: Vec<Option<(String, String)>> = Vec::new();
+    match db.meta("nvd_api_last_run")? {
+        None => windows.push(None),
+        Some(last) => {
+            let to_secs = |s: &str| crate::days_from_rfc3339(s).map(|d| d * 86_400 + time_of_day(s));
+            let (Some(mut from), Some(end)) = (to_secs(&last), to_secs(&started)) else {
+                return Err(Error::format("meta nvd_api_last_run", format!("unreadable timestamp {last:?}")));
+            };
+            while from < end {
+                let to = (from + WINDOW_DAYS * 86_400).min(end);
+                windows.push(Some((crate::rfc3339_from_unix(from), crate::rfc3339_from_unix(to))));
+                from = to;
+            }
+        }
+    }
+    let key_header: Vec<(&str, &str)> = cfg.nvd_api_key.as_deref().map(|k| vec![("apiKey", k)]).unwrap_or_default();
+    let mut records = 0;
+    let mut first_request = true;
+    for window in windows {
+        let mut start = 0u64;
+        loop {
+            let mut url = format!("{base}?resultsPerPage={PAGE}&startIndex={start}");
+            if let Some((from, to)) = &window {
+                url.push_str(&format!("&lastModStartDate={}&lastModEndDate={}", nvd_api_date(from), nvd_api_date(to)));
+            }
+            if !first_request {
+                std::thread::sleep(cfg.nvd_api_delay);
+            }
+            first_request = false;
+            let page = client
+                .get_with(&url, None, &key_header)?
+                .ok_or_else(|| Error::Http { url: url.clone(), reason: "unexpected 304".into() })?;
+            let doc: serde_json::Value =
+                serde_json::from_slice(&page.body).map_err(|e| Error::format(&url, format!("corrupt NVD API page: {e}")))?;
+            let total = doc.get("totalResults").and_then(serde_json::Value::as_u64).ok_or_else(|| Error::format(&url, "no totalResults"))?;
+            let count = doc.get("vulnerabilities").and_then(serde_json::Value::as_array).map(Vec::len).unwrap_or(0) as u64;
+            let mut w = db.writer()?;
+            let imported = import_document_bytes(&mut w, &url, page.body)?;
+            w.commit()?;
+            records += imported.total();
+            report.import.merge(imported);
+            start += count;
+            if count == 0 || start >= total {
+                break;
+            }
+        }
+    }
+    let mut w = db.writer()?;
+    w.set_meta("nvd_api_last_run", &started)?;
+    w.set_feed(&FeedState { name: "nvd-api".into(), url: Some(base.to_string()), updated_at: started, records, ..Default::default() })?;
+    w.commit()?;
+    report.updated.push("nvd-api".into());
+    Ok(())
+}
+
+/// Seconds since midnight of an RFC 3339 UTC timestamp (0 when absent).
+fn time_of_day(s: &str) -> i64 {
+    let part = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok()).unwrap_or(0);
+    part(11..13) * 3600 + part(14..16) * 60 + part(17..19)
 }

@@ -109,7 +109,8 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
         let _ = conn.write_all(body);
         let _ = conn.flush();
     };
-    let Some(route) = st.routes.get_mut(&path) else {
+    let route_key = path.split('?').next().unwrap_or("").to_string();
+    let Some(route) = st.routes.get_mut(&route_key) else {
         reply(&mut conn, "404 Not Found", "Content-Length: 0\r\n", b"");
         return;
     };
@@ -341,4 +342,31 @@ fn update_conditional_retry_and_failures_keep_the_old_database() {
         r.fail_first = 100;
     });
     expect_failure("persistent 500");
+}
+
+#[test]
+fn nvd_api_pages_then_asks_only_for_changes() {
+    let server = Server::start();
+    let mut page: serde_json::Value = serde_json::from_slice(&nvd_feed()).unwrap();
+    page["totalResults"] = 4.into();
+    server.route("/rest/json/cves/2.0", serde_json::to_vec(&page).unwrap(), "\"p\"");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = UpdateConfig::new(tmp.path().join("vuln.db"));
+    cfg.feeds = vec![Feed::NvdApi];
+    cfg.nvd_api_url = format!("{}/rest/json/cves/2.0", server.base);
+    cfg.nvd_api_key = Some("test-key".into());
+    cfg.nvd_api_delay = Duration::from_millis(1);
+    cfg.progress = false;
+    let r = update(&cfg).unwrap();
+    assert_eq!(r.updated, ["nvd-api"]);
+    let log = server.take_log();
+    let paths: Vec<&str> = log.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(paths, ["/rest/json/cves/2.0?resultsPerPage=2000&startIndex=0", "/rest/json/cves/2.0?resultsPerPage=2000&startIndex=2"]);
+    let db = VulnDb::open(&cfg.db_path).unwrap();
+    assert_eq!(db.vulnerability("CVE-2021-44228").unwrap().unwrap().cwes, ["CWE-917"]);
+    drop(db);
+    // The next run asks only for what changed since the first one.
+    update(&cfg).unwrap();
+    let log = server.take_log();
+    assert!(log.iter().all(|(p, _)| p.contains("&lastModStartDate=") && p.contains("&lastModEndDate=")), "{log:?}");
 }

@@ -86,7 +86,10 @@ pub enum Format {
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum SourceArg {
     Osv,
+    /// NVD JSON 2.0 feed files (yearly + modified)
     Nvd,
+    /// NVD CVE API 2.0 (paged; incremental after the first run; NVD_API_KEY raises the rate limit)
+    NvdApi,
     Kev,
     Epss,
     Debian,
@@ -97,7 +100,8 @@ pub enum SourceArg {
 pub struct UpdateArgs {
     #[command(flatten)]
     location: DbLocation,
-    /// Feeds to fetch (comma-separated). Default: osv,nvd,kev,epss,debian.
+    /// Feeds to fetch (comma-separated). Default: osv,nvd,kev,epss,debian. `nvd-api` instead of
+    /// `nvd` uses the NVD CVE API 2.0 (set NVD_API_KEY for its higher rate limit).
     #[arg(long, value_enum, value_delimiter = ',')]
     source: Vec<SourceArg>,
     /// OSV ecosystems to fetch (comma-separated, as osv.dev names them). Default: AlmaLinux,
@@ -114,6 +118,9 @@ pub struct UpdateArgs {
     /// NVD JSON 2.0 feed base URL [default: https://nvd.nist.gov/feeds/json/cve/2.0].
     #[arg(long, env = "KENSA_NVD_URL", value_name = "URL")]
     nvd_url: Option<String>,
+    /// NVD CVE API 2.0 URL [default: https://services.nvd.nist.gov/rest/json/cves/2.0].
+    #[arg(long, env = "KENSA_NVD_API_URL", value_name = "URL")]
+    nvd_api_url: Option<String>,
     /// CISA KEV catalog URL.
     #[arg(long, env = "KENSA_KEV_URL", value_name = "URL")]
     kev_url: Option<String>,
@@ -155,6 +162,7 @@ fn update(args: UpdateArgs) -> anyhow::Result<ExitCode> {
             .map(|s| match s {
                 SourceArg::Osv => Feed::Osv,
                 SourceArg::Nvd => Feed::Nvd,
+                SourceArg::NvdApi => Feed::NvdApi,
                 SourceArg::Kev => Feed::Kev,
                 SourceArg::Epss => Feed::Epss,
                 SourceArg::Debian => Feed::Debian,
@@ -176,6 +184,7 @@ fn update(args: UpdateArgs) -> anyhow::Result<ExitCode> {
     for (field, value) in [
         (&mut cfg.osv_base, args.osv_url),
         (&mut cfg.nvd_base, args.nvd_url),
+        (&mut cfg.nvd_api_url, args.nvd_api_url),
         (&mut cfg.kev_url, args.kev_url),
         (&mut cfg.epss_url, args.epss_url),
         (&mut cfg.debian_url, args.debian_url),
