@@ -220,7 +220,7 @@ fn select_entries(p: &Package, entries: Vec<Affected>, record: Option<&Vulnerabi
     let csaf_module = |a: &Affected| a.ecosystem_specific.as_ref().and_then(|e| e.get("module")).and_then(|m| m.as_str()).map(str::to_string);
     if entries.iter().any(|a| csaf_module(a).is_some()) {
         let want = format!("{mname}:{stream}");
-        entries.retain(|a| csaf_module(a).map_or(true, |m| m == want));
+        entries.retain(|a| csaf_module(a).is_none() || csaf_module(a).as_deref() == Some(want.as_str()));
         return entries;
     }
     let streams = advisory_streams(&entries, record);
@@ -416,7 +416,7 @@ fn build_finding(
             kev = db.kev(cve)?;
         }
         if let Some(e) = db.epss(cve)? {
-            if epss.as_ref().map_or(true, |cur| e.score > cur.score) {
+            if !epss.as_ref().is_some_and(|cur| e.score <= cur.score) {
                 epss = Some(e);
             }
         }

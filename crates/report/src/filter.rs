@@ -280,7 +280,7 @@ impl Filters {
             if r.expires.as_deref().is_some_and(|d| d < self.today.as_str()) {
                 continue;
             }
-            if f.ids().any(|id| id.eq_ignore_ascii_case(&r.id)) && (r.packages.is_empty() || r.packages.iter().any(|p| *p == pkg.name)) {
+            if f.ids().any(|id| id.eq_ignore_ascii_case(&r.id)) && (r.packages.is_empty() || r.packages.contains(&pkg.name)) {
                 return Some(match &r.reason {
                     Some(why) => format!("ignored by rule {}: {why}", r.id),
                     None => format!("ignored by rule {}", r.id),
