@@ -19,8 +19,8 @@ APT_PACKAGES=(
   e2fsprogs xfsprogs gdisk fdisk dosfstools mtools qemu-utils lvm2
   # the CIS oracle
   openscap-scanner openscap-utils ssg-nondebian
-  # misc
-  python3 python3-venv zip unzip
+  # misc (zstd: compresses image layers in the container-image tests)
+  python3 python3-venv zip unzip zstd
   # builds a real Go binary for the Go build-info reader (deep inspection)
   golang-go
   # Maven's own ComparableVersion (maven-artifact jar) and a JDK to run it: the Maven oracle of the matcher tests

@@ -4,8 +4,8 @@
 //! Opening an image reads every layer's tar headers once and builds an index of the final tree
 //! (whiteouts applied, hard links resolved, symlinks kept as symlinks for [`crate::Root`] to
 //! resolve). File contents are never held in memory: an uncompressed layer is read in place (its
-//! offset inside the archive), a compressed one is decompressed once into an unlinked temporary
-//! file, and reads are served by offset from there. Memory is the index (about 150 bytes per
+//! offset inside the archive), a compressed one (gzip or zstd, whatever the media type claims) is
+//! decompressed once into an unlinked temporary file, and reads are served by offset from there. Memory is the index (about 150 bytes per
 //! entry of the final tree) plus buffers.
 //!
 //! Hostile archives: entries with absolute paths or `..` components are skipped with a warning;
@@ -469,7 +469,11 @@ impl ImageFs {
                 let len = f.metadata().map_err(io_err)?.len();
                 Section::new(Arc::new(f), 0, len)
             }
-            Compression::Zstd => return Err(invalid(name, "zstd-compressed layers are not supported yet (gzip and uncompressed are)")),
+            Compression::Zstd => {
+                let f = unzstd_to_temp(section).map_err(io_err)?;
+                let len = f.metadata().map_err(io_err)?.len();
+                Section::new(Arc::new(f), 0, len)
+            }
         };
         let backing = self.backings.len();
         self.backings.push(backing_section.file.clone());
@@ -621,6 +625,22 @@ fn inflate_to_temp(section: Section) -> io::Result<File> {
     let mut out = BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
     let mut gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, section));
     io::copy(&mut gz, &mut out)?;
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())
+}
+
+/// Decompresses a zstd stream (one or more frames) into an unlinked temporary file.
+fn unzstd_to_temp(section: Section) -> io::Result<File> {
+    use std::io::BufRead;
+    let mut out = BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
+    let mut input = BufReader::with_capacity(1 << 20, section);
+    loop {
+        let mut frame = ruzstd::StreamingDecoder::new(&mut input).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
+        io::copy(&mut frame, &mut out)?;
+        if input.fill_buf()?.is_empty() {
+            break;
+        }
+    }
     out.flush()?;
     out.into_inner().map_err(|e| e.into_error())
 }

@@ -75,6 +75,18 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
+/// zstd-compresses with the `zstd` program (scripts/install-test-deps.sh installs it).
+fn zstd(data: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("zstd").args(["-q", "-c", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().expect("run zstd");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
@@ -146,8 +158,9 @@ fn write_docker_save(path: &Path, gz_layers: bool) {
     b.into_inner().unwrap().flush().unwrap();
 }
 
-/// An OCI layout in `dir`: gzip layers behind an image index (with an attestation manifest to skip).
-fn write_oci_dir(dir: &Path) {
+/// An OCI layout in `dir`: gzip layers (the middle one zstd when `zstd_layer`) behind an image
+/// index (with an attestation manifest to skip).
+fn write_oci_dir(dir: &Path, zstd_layer: bool) {
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     let put = |data: &[u8]| {
         let hex = sha256_hex(data);
@@ -155,9 +168,9 @@ fn write_oci_dir(dir: &Path) {
         format!("sha256:{hex}")
     };
     let mut layer_descs = Vec::new();
-    for l in layers() {
-        let gz = gzip(&l);
-        layer_descs.push(serde_json::json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(&gz), "size": gz.len() }));
+    for (i, l) in layers().into_iter().enumerate() {
+        let (blob, media_type) = if zstd_layer && i == 1 { (zstd(&l), "application/vnd.oci.image.layer.v1.tar+zstd") } else { (gzip(&l), "application/vnd.oci.image.layer.v1.tar+gzip") };
+        layer_descs.push(serde_json::json!({ "mediaType": media_type, "digest": put(&blob), "size": blob.len() }));
     }
     let config = put(b"{}");
     let manifest = serde_json::json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2 }, "layers": layer_descs }).to_string();
@@ -241,7 +254,7 @@ fn docker_save_gzip_layers_in_gzip_archive() {
 fn oci_layout_dir_and_tar() {
     let dir = tempfile::tempdir().unwrap();
     let oci = dir.path().join("oci");
-    write_oci_dir(&oci);
+    write_oci_dir(&oci, false);
     assert_eq!(probe(&oci).unwrap(), Some(ImageFormat::OciDir));
     check_final_tree(ImageFs::open(&oci).unwrap());
 
@@ -253,6 +266,16 @@ fn oci_layout_dir_and_tar() {
     let img = ImageFs::open(&tar_path).unwrap();
     assert_eq!(img.format(), ImageFormat::OciArchive);
     check_final_tree(img);
+}
+
+#[test]
+fn oci_layout_with_zstd_layer() {
+    if !kensa_testdata::require_tool("zstd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_oci_dir(dir.path(), true);
+    check_final_tree(ImageFs::open(dir.path()).unwrap());
 }
 
 #[test]
