@@ -251,3 +251,47 @@ fn sarif_and_cyclonedx_validate_against_their_schemas() {
     assert!(table.contains("libssl3 3.0.11-1~deb12u2") && table.contains("CVE-2014-0160") && table.contains("Total: "), "{table}");
     assert!(!table.contains('\x1b'), "no colour when stdout is not a terminal");
 }
+
+/// (advisory id, package name, version) of every finding in a JSON report.
+fn pairs(v: &Value) -> std::collections::BTreeSet<(String, String, String)> {
+    findings(v)
+        .iter()
+        .map(|f| {
+            let d = &f["packageVulnerabilityDetails"];
+            let p = &d["vulnerablePackages"][0];
+            (d["vulnerabilityId"].as_str().unwrap().into(), p["name"].as_str().unwrap().into(), p["version"].as_str().unwrap().into())
+        })
+        .collect()
+}
+
+#[test]
+fn an_image_archive_gives_the_findings_of_its_tree() {
+    let Some(fx) = fixture() else { return };
+    // The same tree as a docker-save archive with one layer.
+    let mut layer = tar::Builder::new(Vec::new());
+    for rel in ["etc/os-release", "var/lib/dpkg/status", "usr/local/lib/python3.11/dist-packages/requests-2.25.1.dist-info/METADATA"] {
+        let data = std::fs::read(fx.root.join(rel)).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        layer.append_data(&mut h, rel, &data[..]).unwrap();
+    }
+    let layer = layer.into_inner().unwrap();
+    let image = fx.dir.path().join("app.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&image).unwrap());
+    let manifest = br#"[{"Config":"c.json","RepoTags":["example/app:1"],"Layers":["a/layer.tar"]}]"#;
+    for (name, data) in [("a/layer.tar", &layer[..]), ("manifest.json", &manifest[..])] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    b.into_inner().unwrap();
+    let out = kensa(&["scan", "--db", fx.db.to_str().unwrap(), "--format", "json", image.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let from_image: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_image["target"], "example/app:1");
+    let (from_dir, _) = fx.json(&[]);
+    assert!(!pairs(&from_dir).is_empty());
+    assert_eq!(pairs(&from_image), pairs(&from_dir));
+}
