@@ -29,6 +29,9 @@ impl std::fmt::Display for ImageFormat {
 
 /// Longest qcow2 backing chain we follow.
 const MAX_BACKING_DEPTH: usize = 16;
+/// Decompressed clusters/grains kept (64 KiB each by default: 16 MiB). Metadata reads scatter over
+/// the disk and come in 4 KiB pieces: without this, one grain is inflated again for every piece.
+const INFLATED_CACHE: usize = 256;
 /// Largest metadata table (qcow2 L1, VMDK grain directory) we load, in bytes.
 const MAX_TABLE_BYTES: u64 = 64 << 20;
 
@@ -165,7 +168,7 @@ impl Qcow2 {
         } else {
             None
         };
-        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(32)), backing })
+        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(INFLATED_CACHE)), backing })
     }
 
     fn l2_table(&self, l1_index: usize) -> io::Result<Option<Arc<Vec<u64>>>> {
@@ -336,7 +339,7 @@ impl VmdkSparse {
         let gd_off = le64(&h, 56).checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{name}: grain directory offset overflows")))?;
         let raw = read_vec(&*file, gd_off, gd_entries * 4, MAX_TABLE_BYTES, &format!("{name}: grain directory"))?;
         let gd = raw.chunks_exact(4).map(|c| le32(c, 0)).collect();
-        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(32)) })
+        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(INFLATED_CACHE)) })
     }
 
     fn grain_table(&self, gd_index: usize) -> io::Result<Option<Arc<Vec<u32>>>> {
