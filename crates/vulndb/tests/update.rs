@@ -370,3 +370,49 @@ fn nvd_api_pages_then_asks_only_for_changes() {
     let log = server.take_log();
     assert!(log.iter().all(|(p, _)| p.contains("&lastModStartDate=") && p.contains("&lastModEndDate=")), "{log:?}");
 }
+
+#[test]
+fn redhat_vex_files_from_changes_csv_with_checksums() {
+    let doc = serde_json::json!({
+        "document": {"category": "csaf_vex", "csaf_version": "2.0", "title": "openssl: example",
+                     "tracking": {"id": "CVE-2023-0286", "current_release_date": "2024-01-01T00:00:00+00:00"}},
+        "product_tree": {"branches": [{"category": "vendor", "name": "Red Hat", "branches": [
+            {"category": "product_name", "name": "Red Hat Enterprise Linux BaseOS (v. 9)",
+             "product": {"name": "Red Hat Enterprise Linux BaseOS (v. 9)", "product_id": "BaseOS-9.1.0.Z.MAIN",
+                         "product_identification_helper": {"cpe": "cpe:/o:redhat:enterprise_linux:9::baseos"}}},
+            {"category": "product_version", "name": "openssl-1:3.0.1-47.el9_1.x86_64",
+             "product": {"name": "openssl-1:3.0.1-47.el9_1.x86_64", "product_id": "openssl-1:3.0.1-47.el9_1.x86_64",
+                         "product_identification_helper": {"purl": "pkg:rpm/redhat/openssl@3.0.1-47.el9_1?arch=x86_64&epoch=1"}}}]}],
+            "relationships": [{"category": "default_component_of",
+                "full_product_name": {"name": "openssl on BaseOS", "product_id": "BaseOS-9.1.0.Z.MAIN:openssl-1:3.0.1-47.el9_1.x86_64"},
+                "product_reference": "openssl-1:3.0.1-47.el9_1.x86_64", "relates_to_product_reference": "BaseOS-9.1.0.Z.MAIN"}]},
+        "vulnerabilities": [{"cve": "CVE-2023-0286", "product_status": {"fixed": ["BaseOS-9.1.0.Z.MAIN:openssl-1:3.0.1-47.el9_1.x86_64"]}}]
+    });
+    let body = serde_json::to_vec(&doc).unwrap();
+    let sum = format!("{}  cve-2023-0286.json\n", hex::encode(Sha256::digest(&body)));
+    let server = Server::start();
+    server.route("/vex/changes.csv", b"\"2023/cve-2023-0286.json\",\"2024-01-01T00:00:00+00:00\"\n".to_vec(), "\"c1\"");
+    server.route("/vex/2023/cve-2023-0286.json", body.clone(), "\"v1\"");
+    server.route("/vex/2023/cve-2023-0286.json.sha256", sum.into_bytes(), "\"s1\"");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = UpdateConfig::new(tmp.path().join("vuln.db"));
+    cfg.feeds = vec![Feed::Redhat];
+    cfg.redhat_base = format!("{}/vex", server.base);
+    cfg.progress = false;
+    cfg.attempts = 1;
+    update(&cfg).unwrap();
+    let db = VulnDb::open(&cfg.db_path).unwrap();
+    let hits = db.affected("Red Hat:enterprise_linux:9::baseos", "openssl").unwrap();
+    assert_eq!(hits[0].fixed_versions(), ["1:3.0.1-47.el9_1"]);
+    drop(db);
+    let good = file_hash(&cfg.db_path);
+    // A newer file whose .sha256 does not match: the update fails and changes nothing.
+    server.route("/vex/changes.csv", b"\"2023/cve-2023-0286.json\",\"2024-02-01T00:00:00+00:00\"\n".to_vec(), "\"c2\"");
+    server.edit("/vex/2023/cve-2023-0286.json", |r| {
+        r.body.extend_from_slice(b" ");
+        r.etag = "\"v2\"".into();
+    });
+    let err = update(&cfg).expect_err("bad checksum");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    assert_eq!(file_hash(&cfg.db_path), good);
+}
