@@ -55,6 +55,10 @@ fn dpkg_packages_equal_dpkg_query() {
     let libc = debs.iter().find(|p| p.name == "libc6").expect("libc6");
     assert!(libc.files.iter().any(|f| f.ends_with("/libc.so.6")), "libc6 files: {:?}", &libc.files[..libc.files.len().min(5)]);
     assert!(libc.purl.starts_with("pkg:deb/debian/libc6@") && libc.purl.contains("distro=debian-12") && libc.purl.contains("upstream=glibc"), "{}", libc.purl);
+    // Licenses from /usr/share/doc/NAME/copyright.
+    assert!(libc.license.as_deref().is_some_and(|l| l.contains("LGPL-2.1")), "libc6 license: {:?}", libc.license);
+    let with_license = debs.iter().filter(|p| p.license.is_some()).count();
+    assert!(with_license * 10 >= debs.len() * 9, "{with_license} of {} packages have a license", debs.len());
     let with_files = debs.iter().filter(|p| !p.files.is_empty()).count();
     assert!(with_files * 10 >= debs.len() * 9, "{with_files} of {} packages have files", debs.len());
 }

@@ -200,6 +200,7 @@ fn catalog_text(ctx: &CatalogContext, inv: &mut Inventory, text: &str, path: &st
         let mut pkg = to_package(ctx, &entry, path);
         let (files, list_path) = if distroless { read_md5sums(ctx.root, &format!("{STATUS_DIR}/{}.md5sums", entry.package), inv) } else { read_file_list(ctx.root, &entry, inv) };
         pkg.files = files;
+        pkg.license = read_copyright_licenses(ctx.root, &entry.package);
         if let Some(lp) = list_path {
             pkg.locations.push(Location { path: lp });
         }
@@ -238,6 +239,45 @@ pub fn to_package(ctx: &CatalogContext, e: &StatusEntry, status_path: &str) -> P
     pkg.size = e.installed_size_kib.map(|k| k * 1024);
     pkg.locations.push(Location { path: status_path.to_string() });
     pkg
+}
+
+/// The licenses named in `/usr/share/doc/NAME/copyright` (dpkg keeps none in its database):
+/// machine-readable `License:` fields and references to `/usr/share/common-licenses/X`, sorted,
+/// de-duplicated and joined with ` AND ` (each applies to some of the package's files).
+/// A missing or unreadable file gives `None`: licenses are informational, not inventory.
+fn read_copyright_licenses(root: &Root, package: &str) -> Option<String> {
+    let bytes = root.read_limited(format!("/usr/share/doc/{package}/copyright"), COPYRIGHT_LIMIT).ok()?;
+    let licenses = parse_copyright_licenses(&String::from_utf8_lossy(&bytes));
+    if licenses.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = licenses.into_iter().map(|l| if l.contains(' ') { format!("({l})") } else { l }).collect();
+    Some(parts.join(" AND "))
+}
+
+/// Biggest copyright file read (the largest in Debian are a few hundred KiB).
+const COPYRIGHT_LIMIT: u64 = 4 << 20;
+
+pub fn parse_copyright_licenses(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("License:") {
+            let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+            if !v.is_empty() {
+                out.insert(v);
+            }
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("/usr/share/common-licenses/") {
+            rest = &rest[i + "/usr/share/common-licenses/".len()..];
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '+')).collect();
+            let name = name.trim_end_matches('.');
+            if !name.is_empty() {
+                out.insert(name.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// `1:2.36-9+deb12u4` -> (Some(1), Some("9+deb12u4")).
@@ -412,6 +452,22 @@ Version: 2024a-0+deb12u1
         assert_eq!(got[3], ("tzdata", vec!["/usr/share/zoneinfo/UTC".to_string()], vec![STATUS_FILE, "/var/lib/dpkg/info/tzdata.list"]));
         assert_eq!(got[4], ("base-files", vec!["/etc/debian_version".to_string()], vec!["/var/lib/dpkg/status.d/base-files", "/var/lib/dpkg/status.d/base-files.md5sums"]));
         assert_eq!(inv.packages.len(), 5);
+    }
+
+    #[test]
+    fn licenses_from_copyright_files() {
+        let dep5 = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nFiles: *\nLicense: GPL-2+\n\nFiles: lib/*\nLicense:   LGPL-2.1+ or  GPL-2+\n\nLicense: GPL-2+\n On Debian systems, see /usr/share/common-licenses/GPL-2.\n";
+        let got: Vec<String> = parse_copyright_licenses(dep5).into_iter().collect();
+        assert_eq!(got, vec!["GPL-2", "GPL-2+", "LGPL-2.1+ or GPL-2+"]);
+        let old_style = "  General Public License can be found in `/usr/share/common-licenses/LGPL-2.1'.\n";
+        assert_eq!(parse_copyright_licenses(old_style).into_iter().collect::<Vec<_>>(), vec!["LGPL-2.1"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("usr/share/doc/libc6")).unwrap();
+        std::fs::write(dir.path().join("usr/share/doc/libc6/copyright"), dep5).unwrap();
+        let root = Root::dir(dir.path()).unwrap();
+        assert_eq!(read_copyright_licenses(&root, "libc6").as_deref(), Some("GPL-2 AND GPL-2+ AND (LGPL-2.1+ or GPL-2+)"));
+        assert_eq!(read_copyright_licenses(&root, "missing"), None);
     }
 
     #[test]
