@@ -70,11 +70,16 @@ pub fn match_inventory(db: &VulnDb, inv: &Inventory, opts: &MatchOptions, progre
     if has_os_packages {
         match &inv.os {
             Some(os) => {
-                let needs_list = matches!(os.id.as_str(), "rhel" | "centos" | "ubuntu");
-                let available: Vec<String> = if needs_list { db.ecosystems()?.into_iter().map(|(e, _)| e).collect() } else { Vec::new() };
+                let available: Vec<String> = db.ecosystems()?.into_iter().map(|(e, _)| e).collect();
                 out.os_ecosystems = ecosystem::os_ecosystems(os, &available);
-                if out.os_ecosystems.is_empty() {
-                    out.warnings.push(format!("no vulnerability data for OS {} {}: OS packages were not matched", os.id, os.version_id));
+                // A database without this distribution's advisories would make every OS package
+                // look clean: say so.
+                if !out.os_ecosystems.iter().any(|e| available.contains(e)) {
+                    let which = if out.os_ecosystems.is_empty() { "none known".to_string() } else { out.os_ecosystems.join(", ") };
+                    out.warnings.push(format!(
+                        "the database has no advisories for {} {} (ecosystems: {which}): OS packages were not checked",
+                        os.id, os.version_id
+                    ));
                 }
             }
             None => out.warnings.push("the operating system was not detected: OS packages were not matched".into()),

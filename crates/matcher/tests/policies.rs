@@ -140,6 +140,8 @@ fn no_os_means_a_warning_not_a_silent_pass() {
     let inv = Inventory { target: "t".into(), os: None, packages: vec![rpm("bash", "5.1-1", "x86_64", None)], warnings: vec![] };
     let r = match_inventory(&db, &inv, &MatchOptions::default(), &mut |_, _| {}).unwrap();
     assert!(r.warnings.iter().any(|w| w.contains("not detected")), "{:?}", r.warnings);
+    let r = match_inventory(&db, &inventory(("almalinux", "9.4"), vec![rpm("bash", "5.1-1", "x86_64", None)]), &MatchOptions::default(), &mut |_, _| {}).unwrap();
+    assert!(r.warnings.iter().any(|w| w.contains("no advisories for almalinux 9.4 (ecosystems: AlmaLinux:9)")), "{:?}", r.warnings);
 }
 
 #[test]
