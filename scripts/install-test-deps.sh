@@ -25,6 +25,8 @@ APT_PACKAGES=(
   golang-go
   # Maven's own ComparableVersion (maven-artifact jar) and a JDK to run it: the Maven oracle of the matcher tests
   libmaven3-core-java default-jdk-headless
+  # node-semver (the npm oracle) runs on node; npm installs it below
+  nodejs npm
 )
 
 missing=()
