@@ -27,6 +27,11 @@ use crate::{DirEntry, FileType, Metadata, RawFs, ReadSeek};
 
 /// Most entries (files, dirs, links) an image may have across all its layers.
 pub const MAX_ENTRIES: usize = 5_000_000;
+/// Deepest path accepted (Linux's PATH_MAX of 4096 allows at most 2048 components); deeper
+/// entries are skipped, which also bounds the recursion over the tree.
+pub const MAX_DEPTH: usize = 1024;
+/// Largest uncompressed layer (a decompression bomb stops here instead of filling the disk).
+pub const MAX_LAYER_BYTES: u64 = 64 << 30;
 /// Largest manifest / index / config JSON read into memory.
 const MAX_JSON: u64 = 16 << 20;
 
@@ -490,6 +495,10 @@ impl ImageFs {
                 self.warnings.push(format!("layer {layer} ({name}): skipped unsafe path {:?}", raw_path));
                 continue;
             };
+            if rel.components().count() > MAX_DEPTH {
+                self.warnings.push(format!("layer {layer} ({name}): skipped a path deeper than {MAX_DEPTH} directories"));
+                continue;
+            }
             let header = entry.header();
             let Some(file_name) = rel.file_name().map(OsStr::to_os_string) else {
                 continue; // the root directory itself
@@ -623,10 +632,19 @@ fn safe_relative(p: &Path) -> Option<PathBuf> {
 /// Decompresses a gzip stream into an unlinked temporary file (removed when closed).
 fn inflate_to_temp(section: Section) -> io::Result<File> {
     let mut out = BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
-    let mut gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, section));
-    io::copy(&mut gz, &mut out)?;
+    let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, section));
+    copy_capped(gz, &mut out)?;
     out.flush()?;
     out.into_inner().map_err(|e| e.into_error())
+}
+
+/// Copies at most [`MAX_LAYER_BYTES`], failing beyond.
+fn copy_capped(r: impl Read, out: &mut impl Write) -> io::Result<u64> {
+    let n = io::copy(&mut r.take(MAX_LAYER_BYTES + 1), out)?;
+    if n > MAX_LAYER_BYTES {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("decompresses to more than {MAX_LAYER_BYTES} bytes")));
+    }
+    Ok(n)
 }
 
 /// Decompresses a zstd stream (one or more frames) into an unlinked temporary file.
@@ -635,8 +653,8 @@ fn unzstd_to_temp(section: Section) -> io::Result<File> {
     let mut out = BufWriter::with_capacity(1 << 20, tempfile::tempfile()?);
     let mut input = BufReader::with_capacity(1 << 20, section);
     loop {
-        let mut frame = ruzstd::StreamingDecoder::new(&mut input).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
-        io::copy(&mut frame, &mut out)?;
+        let frame = ruzstd::StreamingDecoder::new(&mut input).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
+        copy_capped(frame, &mut out)?;
         if input.fill_buf()?.is_empty() {
             break;
         }

@@ -323,3 +323,25 @@ fn not_images_and_broken_images() {
     let err = ImageFs::open(&p).unwrap_err().to_string();
     assert!(err.contains("layer 1 (l/layer.tar)"), "{err}");
 }
+
+#[test]
+fn too_deep_paths_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = format!("{}f.txt", "d/".repeat(kensa_fs::image::MAX_DEPTH + 1));
+    let layer = layer_tar(&[E::File(&deep, b"deep"), E::File("etc/ok", b"ok")]);
+    let p = dir.path().join("deep.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&p).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(layer.len() as u64);
+    b.append_data(&mut h, "l/layer.tar", &layer[..]).unwrap();
+    let manifest = br#"[{"Layers":["l/layer.tar"]}]"#;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(manifest.len() as u64);
+    b.append_data(&mut h, "manifest.json", &manifest[..]).unwrap();
+    b.into_inner().unwrap();
+    let img = ImageFs::open(&p).unwrap();
+    assert_eq!(img.warnings().len(), 1, "{:?}", img.warnings());
+    assert!(img.warnings()[0].contains("deeper than"));
+    let root = Root::new(img);
+    assert_eq!(names(&root, "/"), vec!["etc"]);
+}
