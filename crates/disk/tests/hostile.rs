@@ -271,3 +271,31 @@ fn superblock_lies_are_named() {
     let e = open_ext4(Arc::new(Flipped { inner: dev, changes })).err().unwrap().to_string();
     assert!(e.contains("truncated"), "{e}");
 }
+
+/// qcow2 L1 entries and VMDK grain-directory entries pointing past the end of the file: the error
+/// names the table entry and the offset.
+#[test]
+fn tables_pointing_past_the_end_are_named() {
+    let Some(fx) = fixture() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = std::fs::read(fx.image("disk-gpt-ext4.qcow2")).unwrap();
+    let l1 = u64::from_be_bytes(q[40..48].try_into().unwrap()) as usize;
+    // Every L1 entry: an L2 table far past the end (keeping the "copied" flag).
+    let bogus = (1u64 << 63) | (1u64 << 40);
+    let n = u32::from_be_bytes(q[36..40].try_into().unwrap()) as usize;
+    for i in 0..n {
+        q[l1 + i * 8..l1 + i * 8 + 8].copy_from_slice(&bogus.to_be_bytes());
+    }
+    let path = dir.path().join("bad-l1.qcow2");
+    std::fs::write(&path, &q).unwrap();
+    let e = format!("{}", kensa_disk::open_image(&path, &Limits::default()).unwrap_err());
+    assert!(e.contains("L1 entry 0") && e.contains("past the end of the file"), "{e}");
+
+    let mut v = std::fs::read(fx.image("disk-gpt-xfs.vmdk")).unwrap();
+    let gd = u64::from_le_bytes(v[56..64].try_into().unwrap()) as usize * 512;
+    v[gd..gd + 4].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let path = dir.path().join("bad-gd.vmdk");
+    std::fs::write(&path, &v).unwrap();
+    let e = format!("{}", kensa_disk::open_image(&path, &Limits::default()).unwrap_err());
+    assert!(e.contains("grain directory entry 0") && e.contains("past the end of the file"), "{e}");
+}
