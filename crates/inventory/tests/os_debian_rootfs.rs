@@ -62,3 +62,49 @@ fn dpkg_packages_equal_dpkg_query() {
     let with_files = debs.iter().filter(|p| !p.files.is_empty()).count();
     assert!(with_files * 10 >= debs.len() * 9, "{with_files} of {} packages have files", debs.len());
 }
+
+/// A purl as a comparable value: percent-decoded base, qualifiers as a set (Syft and kensa order
+/// qualifiers differently; both orders are valid purls).
+fn normalized_purl(p: &str) -> (String, BTreeSet<String>) {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8(out).unwrap()
+    }
+    let (base, quals) = p.split_once('?').unwrap_or((p, ""));
+    (decode(base), quals.split('&').filter(|q| !q.is_empty()).map(decode).collect())
+}
+
+/// Syft (the reference SBOM tool) on the same tree: the same dpkg packages with the same purls.
+#[test]
+fn dpkg_purls_equal_syft() {
+    let Some(rootfs) = kensa_testdata::debian_rootfs() else { return };
+    let Some(syft) = kensa_testdata::venv_tool("syft") else { return };
+    let out = Command::new(syft)
+        .arg(format!("dir:{}", rootfs.display()))
+        .args(["-o", "json", "-q", "--override-default-catalogers", "dpkg-db-cataloger"])
+        .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+        .output()
+        .expect("run syft");
+    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let syft: BTreeSet<_> = doc["artifacts"].as_array().unwrap().iter().map(|a| normalized_purl(a["purl"].as_str().unwrap())).collect();
+    let inv = scan(&Root::dir(&rootfs).unwrap(), &ScanOptions::default());
+    let kensa: BTreeSet<_> = inv.packages.iter().filter(|p| p.package_type == PackageType::Deb).map(|p| normalized_purl(&p.purl)).collect();
+    assert!(syft.len() > 100);
+    let only_syft: Vec<_> = syft.difference(&kensa).collect();
+    let only_kensa: Vec<_> = kensa.difference(&syft).collect();
+    assert!(only_syft.is_empty() && only_kensa.is_empty(), "only Syft: {only_syft:#?}\nonly kensa: {only_kensa:#?}");
+}
