@@ -47,6 +47,7 @@ image_test!(gpt_xfs_qcow2, "disk-gpt-xfs.qcow2", ImageFormat::Qcow2, TableKind::
 image_test!(gpt_ext4_vmdk_stream_optimized, "disk-gpt-ext4.vmdk", ImageFormat::VmdkSparse, TableKind::Gpt, "ext4");
 image_test!(gpt_xfs_vmdk_monolithic_sparse, "disk-gpt-xfs.vmdk", ImageFormat::VmdkSparse, TableKind::Gpt, "xfs");
 image_test!(ext4_inline_data, "inline.ext4", ImageFormat::Raw, TableKind::None, "ext4");
+image_test!(ext4_htree_directories, "htree.ext4", ImageFormat::Raw, TableKind::None, "ext4");
 image_test!(ext2, "plain.ext2", ImageFormat::Raw, TableKind::None, "ext2");
 image_test!(ext3, "plain.ext3", ImageFormat::Raw, TableKind::None, "ext3");
 image_test!(ext4_1k_blocks_meta_bg, "bigblock.ext4", ImageFormat::Raw, TableKind::None, "ext4");
@@ -56,6 +57,15 @@ image_test!(qcow2_compressed, "compressed.qcow2", ImageFormat::Qcow2, TableKind:
 image_test!(qcow2_v2, "v2.qcow2", ImageFormat::Qcow2, TableKind::Gpt, "xfs");
 image_test!(disk_without_partition_table, "no-table.raw", ImageFormat::Raw, TableKind::None, "ext4");
 image_test!(qcow2_backing_chain, "overlay.qcow2", ImageFormat::Qcow2, TableKind::Mbr, "ext4");
+
+#[test]
+fn htree_fixture_really_has_indexed_directories() {
+    let Some(fx) = fixture() else { return };
+    let out = std::process::Command::new("debugfs").args(["-R", "stat /srv/huge"]).arg(fx.image("htree.ext4")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let flags = text.split("Flags: 0x").nth(1).and_then(|t| u32::from_str_radix(t.split_whitespace().next()?, 16).ok()).unwrap();
+    assert!(flags & 0x1000 != 0, "/srv/huge is not an htree directory: {text}");
+}
 
 #[test]
 fn ext2_is_flagged_for_eligibility() {

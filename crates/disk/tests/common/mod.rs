@@ -126,7 +126,7 @@ pub fn fixture() -> Option<Fixture> {
         }
     }
     let tools = kensa_testdata::shared_tools()?;
-    let dir = kensa_testdata::cached_fixture("disk-images-v5", |out| {
+    let dir = kensa_testdata::cached_fixture("disk-images-v6", |out| {
         let tree = out.join("tree");
         let images = out.join("images");
         make_tree(&tree)?;
@@ -182,6 +182,12 @@ fn extra_images(tree: &Path, images: &Path, tools: &Path) -> Result<(), String> 
     mkfs_ext("inline.ext4", &["-t", "ext4", "-O", "inline_data"])?;
     mkfs_ext("plain.ext2", &["-t", "ext2"])?;
     mkfs_ext("plain.ext3", &["-t", "ext3"])?;
+    // mkfs.ext4 -d writes linear directories; e2fsck -D rebuilds them as htree (dir_index).
+    run(Command::new("cp").arg("--sparse=always").arg(img("root.ext4")).arg(img("htree.ext4")))?;
+    let st = Command::new("e2fsck").args(["-f", "-y", "-D"]).arg(img("htree.ext4")).output().map_err(|e| e.to_string())?;
+    if !matches!(st.status.code(), Some(0 | 1)) {
+        return Err(format!("e2fsck -D: {}", String::from_utf8_lossy(&st.stdout)));
+    }
     mkfs_ext("bigblock.ext4", &["-t", "ext4", "-b", "1024", "-O", "^flex_bg,meta_bg,^resize_inode"])?;
     // xfs v4 (no CRCs, no ftype) from the same protofile.
     let proto = images.join("v4.proto");
