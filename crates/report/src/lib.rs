@@ -153,6 +153,20 @@ pub fn write_table(report: &ScanReport, color: bool, out: &mut dyn Write) -> io:
     Ok(())
 }
 
+/// A path as a relative URI reference: bytes outside RFC 3986's unreserved characters, `/` and
+/// a few safe sub-delimiters are percent-encoded (spaces, `%`, `#`, `?`, non-ASCII).
+fn uri_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn sarif_level(s: Severity) -> &'static str {
     match s {
         Severity::Critical | Severity::High => "error",
@@ -190,7 +204,7 @@ pub fn write_sarif(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
             rules.len() - 1
         });
         let p = f.package();
-        let uri = p.file_path.as_deref().unwrap_or(&report.target).trim_start_matches('/').to_string();
+        let uri = uri_path(p.file_path.as_deref().unwrap_or(&report.target).trim_start_matches('/'));
         results.push(json!({
             "ruleId": id,
             "ruleIndex": idx,
@@ -309,4 +323,15 @@ pub fn write_cyclonedx(report: &ScanReport, inv: &Inventory, out: &mut dyn Write
     bom["vulnerabilities"] = Value::Array(vulns);
     serde_json::to_writer_pretty(&mut *out, &bom)?;
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sarif_uris_are_percent_encoded() {
+        assert_eq!(uri_path("opt/app/my app.war!WEB-INF/lib/a.jar"), "opt/app/my%20app.war!WEB-INF/lib/a.jar");
+        assert_eq!(uri_path("srv/ü#1?x%"), "srv/%C3%BC%231%3Fx%25");
+    }
 }
