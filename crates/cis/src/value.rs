@@ -141,7 +141,11 @@ pub fn compare(op: &str, datatype: &str, actual: &str, expected: &str) -> Result
             let e = parse_bool(expected)?;
             ordering_op(op, a.cmp(&e))
         }
-        "evr_string" | "debian_evr_string" => ordering_op(op, compare_evr(actual, expected)),
+        "evr_string" => ordering_op(op, compare_evr(actual, expected)),
+        "debian_evr_string" => {
+            let ord = kensa_version::compare(kensa_version::Scheme::Deb, actual.trim(), expected.trim()).map_err(|e| e.to_string())?;
+            ordering_op(op, ord)
+        }
         "version" | "ios_version" => ordering_op(op, compare_version(actual, expected)),
         _ => match op {
             "equals" => Ok(actual == expected),

@@ -18,6 +18,8 @@ pub const OCIL_SYSTEM: &str = "http://scap.nist.gov/schema/ocil/2";
 const SKIP: &[&str] = &[
     "fix", "fixtext", "reference", "ident", "front-matter", "rear-matter", "notice", "affected", "ocil", "Signature",
     "status", "dc-status", "model", "generator", "contributor", "metadata-dc",
+    // Long prose kensa does not report (rules keep title and rationale).
+    "description", "warning",
 ];
 
 /// A loaded datastream (or a bare XCCDF benchmark file).
@@ -37,8 +39,9 @@ pub struct DataStream {
 
 impl DataStream {
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let data = std::fs::read(path).map_err(|e| Error::Content(format!("{}: {e}", path.display())))?;
-        Self::parse(&data).map_err(|e| match e {
+        let file = std::fs::File::open(path).map_err(|e| Error::Content(format!("{}: {e}", path.display())))?;
+        let root = xml::parse_reader(std::io::BufReader::with_capacity(1 << 16, file), SKIP).map_err(|e| Error::Content(format!("{}: {e}", path.display())))?;
+        Self::from_root(root).map_err(|e| match e {
             Error::Content(m) => Error::Content(format!("{}: {m}", path.display())),
             other => other,
         })
@@ -46,6 +49,10 @@ impl DataStream {
 
     pub fn parse(data: &[u8]) -> Result<Self, Error> {
         let root = xml::parse(data, SKIP).map_err(|e| Error::Content(e.to_string()))?;
+        Self::from_root(root)
+    }
+
+    fn from_root(root: Node) -> Result<Self, Error> {
         let mut ds = DataStream { root, components: HashMap::new(), crefs: HashMap::new(), catalog: HashMap::new(), benchmarks: Vec::new(), dictionaries: Vec::new() };
         match ds.root.name {
             "data-stream-collection" => {

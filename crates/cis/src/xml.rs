@@ -97,9 +97,14 @@ fn local(name: &[u8]) -> &[u8] {
 
 /// Parses `data` into a tree. Subtrees whose local name is in `skip` are dropped.
 pub fn parse(data: &[u8], skip: &[&str]) -> Result<Node, XmlError> {
+    parse_reader(data, skip)
+}
+
+/// [`parse`] from a buffered reader, so a large file is never held in memory whole.
+pub fn parse_reader<R: std::io::BufRead>(input: R, skip: &[&str]) -> Result<Node, XmlError> {
     let mut guard = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
     let interner = guard.get_or_insert_with(Interner::default);
-    let mut reader = Reader::from_reader(data);
+    let mut reader = Reader::from_reader(input);
     reader.config_mut().trim_text(false);
     reader.config_mut().expand_empty_elements = false;
     let mut stack: Vec<Node> = vec![Node { name: "#document", ..Default::default() }];
@@ -109,7 +114,7 @@ pub fn parse(data: &[u8], skip: &[&str]) -> Result<Node, XmlError> {
     let mut skip_depth = 0usize;
     let mut prose_depth = 0usize;
     let mut buf = Vec::new();
-    let err = |reader: &Reader<&[u8]>, m: String| XmlError::Malformed { offset: reader.buffer_position(), message: m };
+    let err = |reader: &Reader<R>, m: String| XmlError::Malformed { offset: reader.buffer_position(), message: m };
     loop {
         let ev = reader.read_event_into(&mut buf).map_err(|e| err(&reader, e.to_string()))?;
         match ev {

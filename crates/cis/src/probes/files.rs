@@ -15,6 +15,8 @@ use crate::xml::Node;
 
 /// Entries visited by one pattern walk at most (hostile or huge trees).
 const MAX_WALK_ENTRIES: usize = 2_000_000;
+/// Path depth at which walks stop descending (Linux PATH_MAX allows about this many short names).
+const MAX_WALK_DEPTH: usize = 128;
 
 /// The directory part of a regex that every match must start with (`^/etc/ssh/sshd_config\.d/.*`
 /// -> `/etc/ssh/sshd_config.d`).
@@ -97,6 +99,10 @@ impl Walker<'_> {
     /// Calls `f(path, type)` for everything below `dir` (not `dir` itself), depth first.
     fn walk(&mut self, dir: &str, depth_left: i64, follow_links: bool, f: &mut dyn FnMut(&str, FileType)) -> Result<(), String> {
         if depth_left == 0 {
+            return Ok(());
+        }
+        // Unlimited recursion still stops at a sane depth: directory-symlink loops and hostile trees.
+        if dir.matches('/').count() > MAX_WALK_DEPTH {
             return Ok(());
         }
         let entries = match self.root.read_dir(dir) {

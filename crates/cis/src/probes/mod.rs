@@ -69,6 +69,7 @@ pub fn collect<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Collected {
         "file_object" => files::file(ev, obj),
         "symlink_object" => files::symlink(ev, obj),
         "rpminfo_object" => rpm::rpminfo(ev, obj),
+        "dpkginfo_object" => rpm::dpkginfo(ev, obj),
         "variable_object" => misc::variable(ev, obj),
         "sysctl_object" => misc::sysctl(ev, obj),
         "partition_object" => misc::partition(ev, obj),

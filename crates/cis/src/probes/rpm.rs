@@ -152,3 +152,34 @@ pub fn rpminfo<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collecte
     }
     Ok(Collected::items(items))
 }
+
+/// dpkginfo: packages from the target's dpkg status database (kensa_inventory's parser); only
+/// packages whose files are on disk count as installed, as dpkg-query shows them.
+pub fn dpkginfo<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collected, String> {
+    let name = spec(ev, obj, "name")?.ok_or("dpkginfo_object without name")?;
+    let Some(text) = ev.ctx.read_text("/var/lib/dpkg/status")? else { return Ok(Collected::items(vec![])) };
+    let (entries, _problems) = kensa_inventory::os::dpkg::parse_status(&text);
+    let mut items = Vec::new();
+    for e in entries.iter().filter(|e| e.is_present()) {
+        if !name.matches(&e.package)? {
+            continue;
+        }
+        let (epoch, rest) = match e.version.split_once(':') {
+            Some((ep, r)) if ep.chars().all(|c| c.is_ascii_digit()) => (ep.to_string(), r),
+            _ => ("0".to_string(), e.version.as_str()),
+        };
+        let (version, release) = match rest.rsplit_once('-') {
+            Some((v, r)) => (v.to_string(), r.to_string()),
+            None => (rest.to_string(), String::new()),
+        };
+        let mut it = Item::new();
+        it.set("name", e.package.clone())
+            .set("arch", e.architecture.clone())
+            .set("epoch", epoch.clone())
+            .set("release", release)
+            .set("version", version)
+            .set("evr", format!("{epoch}:{rest}"));
+        items.push(it);
+    }
+    Ok(Collected::items(items))
+}
