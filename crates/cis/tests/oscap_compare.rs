@@ -203,7 +203,7 @@ fn seed2_cis_level2_matches_openscap() {
 }
 
 #[test]
-fn seed3_snapshot_cis_level2_matches_openscap() {
+fn snapshot_tree_seed5_cis_level2_matches_openscap() {
     compare(SNAPSHOT_SEED, L2);
 }
 
