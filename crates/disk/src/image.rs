@@ -15,6 +15,8 @@ pub enum ImageFormat {
     Raw,
     Qcow2,
     VmdkSparse,
+    /// Dynamic VHD (a fixed VHD is a raw image with a footer and reads as raw).
+    Vhd,
 }
 
 impl std::fmt::Display for ImageFormat {
@@ -23,6 +25,7 @@ impl std::fmt::Display for ImageFormat {
             ImageFormat::Raw => "raw",
             ImageFormat::Qcow2 => "qcow2",
             ImageFormat::VmdkSparse => "vmdk",
+            ImageFormat::Vhd => "vhd",
         })
     }
 }
@@ -53,7 +56,7 @@ pub fn detect(dev: &dyn BlockDev) -> io::Result<ImageFormat> {
         return Err(unsupported("VHDX; convert it with `qemu-img convert -O raw`"));
     }
     if head.starts_with(b"conectix") {
-        return Err(unsupported("a dynamic VHD; convert it with `qemu-img convert -O raw`"));
+        return Ok(ImageFormat::Vhd);
     }
     Ok(ImageFormat::Raw)
 }
@@ -82,6 +85,7 @@ fn open_chain(path: &Path, counters: Arc<Counters>, seen: &mut HashSet<PathBuf>,
         ImageFormat::Raw => file,
         ImageFormat::Qcow2 => Arc::new(Qcow2::open(file, &canonical, counters, seen, depth)?),
         ImageFormat::VmdkSparse => Arc::new(VmdkSparse::open(file, &canonical)?),
+        ImageFormat::Vhd => Arc::new(Vhd::open(file, &canonical)?),
     };
     Ok((dev, format))
 }
@@ -418,6 +422,86 @@ impl BlockDev for VmdkSparse {
     }
     fn size(&self) -> u64 {
         self.capacity
+    }
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+// -------------------------------------------------------------------------------------------- vhd
+
+/// A dynamic VHD (Virtual PC / Azure page-blob export format): a block allocation table of
+/// sector offsets, each block a sector bitmap followed by its data. Differencing VHDs (with a
+/// parent) are refused.
+pub struct Vhd {
+    file: Arc<dyn BlockDev>,
+    name: String,
+    size: u64,
+    block_size: u64,
+    bitmap_bytes: u64,
+    bat: Vec<u32>,
+}
+
+impl Vhd {
+    fn open(file: Arc<dyn BlockDev>, path: &Path) -> io::Result<Self> {
+        let name = format!("vhd {}", path.display());
+        // The footer copy at offset 0 (a dynamic VHD keeps one at each end).
+        let footer = read_vec(&*file, 0, 512.min(file.size()), 512, "vhd footer")?;
+        if footer.len() < 512 {
+            return Err(corrupt(format!("{name}: footer truncated")));
+        }
+        let disk_type = be32(&footer, 60);
+        match disk_type {
+            3 => {}
+            4 => return Err(unsupported("a differencing VHD (it needs its parent); convert it with `qemu-img convert -O raw`")),
+            t => return Err(corrupt(format!("{name}: disk type {t} at offset 60 is not a dynamic VHD"))),
+        }
+        let size = be64(&footer, 48);
+        let dyn_off = be64(&footer, 16);
+        let h = read_vec(&*file, dyn_off, 1024, 1024, &format!("{name}: dynamic header"))?;
+        if &h[0..8] != b"cxsparse" {
+            return Err(corrupt(format!("{name}: no dynamic disk header at offset {dyn_off}")));
+        }
+        let bat_off = be64(&h, 16);
+        let entries = be32(&h, 28) as u64;
+        let block_size = be32(&h, 32) as u64;
+        if !(512..=(256 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
+            return Err(corrupt(format!("{name}: block size {block_size} (offset {}) is invalid", dyn_off + 32)));
+        }
+        if entries < size.div_ceil(block_size) {
+            return Err(corrupt(format!("{name}: {entries} BAT entries cannot map {size} bytes")));
+        }
+        let raw = read_vec(&*file, bat_off, entries * 4, MAX_TABLE_BYTES, &format!("{name}: block allocation table"))?;
+        let bat = raw.chunks_exact(4).map(|c| be32(c, 0)).collect();
+        let bitmap_bytes = (block_size / SECTOR).div_ceil(8).div_ceil(SECTOR) * SECTOR;
+        Ok(Vhd { file, name, size, block_size, bitmap_bytes, bat })
+    }
+}
+
+impl BlockDev for Vhd {
+    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        while !buf.is_empty() {
+            let block = off / self.block_size;
+            let within = off % self.block_size;
+            let n = ((self.block_size - within) as usize).min(buf.len());
+            let sector = self.bat.get(block as usize).copied().unwrap_or(u32::MAX);
+            if sector == u32::MAX {
+                buf[..n].fill(0);
+            } else {
+                let host = sector as u64 * SECTOR + self.bitmap_bytes + within;
+                if host + n as u64 > self.file.size() {
+                    return Err(corrupt(format!("{}: BAT entry {block} points past the end of the file (offset {host})", self.name)));
+                }
+                self.file.read_at(host, &mut buf[..n])?;
+            }
+            off += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.size
     }
     fn describe(&self) -> String {
         self.name.clone()

@@ -78,7 +78,7 @@ fn gpt(dev: &dyn BlockDev, sector: u64) -> io::Result<Vec<Partition>> {
     let entries_lba = le64(&h, 72);
     let count = le32(&h, 80) as u64;
     let entry_size = le32(&h, 84) as u64;
-    if entry_size < 128 || entry_size > 4096 {
+    if !(128..=4096).contains(&entry_size) {
         return Err(corrupt(format!("GPT header at offset {sector}: partition entry size {entry_size} (offset 84) is invalid")));
     }
     let array_off = entries_lba

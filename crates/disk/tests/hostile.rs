@@ -198,7 +198,7 @@ fn corrupted_and_truncated_image_files() {
     let Some(fx) = fixture() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(0xdead_beef);
-    for name in ["disk-gpt-ext4.qcow2", "disk-gpt-xfs.vmdk", "disk-gpt-ext4.vmdk", "compressed.qcow2"] {
+    for name in ["disk-gpt-ext4.qcow2", "disk-gpt-xfs.vmdk", "disk-gpt-ext4.vmdk", "compressed.qcow2", "dynamic.vhd"] {
         let original = std::fs::read(fx.image(name)).unwrap();
         let mut errors = 0;
         for round in 0..12 {

@@ -126,7 +126,7 @@ pub fn fixture() -> Option<Fixture> {
         }
     }
     let tools = kensa_testdata::shared_tools()?;
-    let dir = kensa_testdata::cached_fixture("disk-images-v6", |out| {
+    let dir = kensa_testdata::cached_fixture("disk-images-v7", |out| {
         let tree = out.join("tree");
         let images = out.join("images");
         make_tree(&tree)?;
@@ -210,6 +210,7 @@ fn extra_images(tree: &Path, images: &Path, tools: &Path) -> Result<(), String> 
     run(Command::new("dd").arg(format!("if={}", img("inline.ext4").display())).arg(format!("of={}", mbr.display())).args(["bs=1M", "seek=5", "conv=notrunc,sparse", "status=none"]))?;
     // qcow2 variants.
     run(Command::new("qemu-img").args(["convert", "-c", "-f", "raw", "-O", "qcow2"]).arg(img("disk-mbr-ext4.raw")).arg(img("compressed.qcow2")))?;
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic"]).arg(img("disk-mbr-ext4.raw")).arg(img("dynamic.vhd")))?;
     run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "qcow2", "-o", "compat=0.10"]).arg(img("disk-gpt-xfs.raw")).arg(img("v2.qcow2")))?;
     let _ = std::fs::remove_file(img("overlay.qcow2"));
     run(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "compressed.qcow2"]).arg(img("overlay.qcow2")).current_dir(images))?;
