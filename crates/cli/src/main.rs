@@ -37,6 +37,10 @@ enum Command {
     #[command(subcommand)]
     Db(commands::db::DbCommand),
     Scan(commands::scan::ScanArgs),
+    /// Run the fleet server (agents, agentless scans of disk images, coverage, findings).
+    Server(commands::server::ServerArgs),
+    /// Report this machine's inventory to a kensa server on an interval.
+    Agent(commands::agent::AgentArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -59,6 +63,8 @@ fn main() -> ExitCode {
         Command::Sbom(args) => commands::sbom::run(args),
         Command::Db(cmd) => commands::db::run(cmd),
         Command::Scan(args) => commands::scan::run(args),
+        Command::Server(args) => commands::server::run(args),
+        Command::Agent(args) => commands::agent::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,9 +1,11 @@
 //! Subcommands. Exit codes are shared by all of them and documented in the README.
 
+pub mod agent;
 pub mod cis;
 pub mod db;
 pub mod sbom;
 pub mod scan;
+pub mod server;
 pub mod version;
 
 /// Success (and, for `scan`, no finding that trips `--exit-code`).
