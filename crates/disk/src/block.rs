@@ -231,6 +231,38 @@ impl<V: Clone> Lru<V> {
     }
 }
 
+/// Parsed directory listings by inode: up to 128 ordinary ones (at most 4096 entries each) and the
+/// one most recent big one, so memory stays bounded however large a hostile directory is, while a
+/// walk through a big directory does not re-read it for every child.
+pub(crate) struct DirCache<E> {
+    small: Lru<Arc<Vec<E>>>,
+    big: Option<(u64, Arc<Vec<E>>)>,
+}
+
+impl<E> Default for DirCache<E> {
+    fn default() -> Self {
+        DirCache { small: Lru::new(128), big: None }
+    }
+}
+
+impl<E> DirCache<E> {
+    pub fn get(&mut self, ino: u64) -> Option<Arc<Vec<E>>> {
+        if let Some((i, d)) = &self.big {
+            if *i == ino {
+                return Some(d.clone());
+            }
+        }
+        self.small.get(ino)
+    }
+    pub fn put(&mut self, ino: u64, listing: Arc<Vec<E>>) {
+        if listing.len() > 4096 {
+            self.big = Some((ino, listing));
+        } else {
+            self.small.put(ino, listing);
+        }
+    }
+}
+
 /// Chunk size of [`CachedDev`]: a filesystem block, so scattered metadata reads (inodes,
 /// directory blocks) pull in no more than they need. Reads of [`CACHE_BYPASS`] bytes or more (file
 /// contents) go straight to the device instead.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use kensa_fs::{DirEntry, FileType, Metadata, RawFs, ReadSeek};
 
-use crate::block::{corrupt, le16, le32, read_vec, BlockDev, Counters, Lru};
+use crate::block::{corrupt, le16, le32, read_vec, BlockDev, Counters, DirCache, Lru};
 use crate::extent_file::{validate, Extent, ExtentFile, MAX_EXTENTS};
 
 const SUPERBLOCK_OFFSET: u64 = 1024;
@@ -56,7 +56,7 @@ const INLINE_DATA_FL: u32 = 0x1000_0000;
 const HUGE_FILE_FL: u32 = 0x40000;
 
 /// Largest directory we read (bytes of directory blocks).
-const MAX_DIR_BYTES: u64 = 256 << 20;
+const MAX_DIR_BYTES: u64 = 32 << 20;
 /// Longest symlink target we read.
 const MAX_LINK: u64 = 64 << 10;
 
@@ -94,7 +94,7 @@ struct Inner {
     ro_compat: u32,
     first_meta_bg: u64,
     inode_tables: Mutex<Lru<u64>>,
-    dirs: Mutex<Lru<Arc<Vec<RawEntry>>>>,
+    dirs: Mutex<DirCache<RawEntry>>,
     info: Ext4Info,
 }
 
@@ -221,7 +221,7 @@ impl Ext4Fs {
                 ro_compat,
                 first_meta_bg: le32(&sb, 0x104) as u64,
                 inode_tables: Mutex::new(Lru::new(4096)),
-                dirs: Mutex::new(Lru::new(256)),
+                dirs: Mutex::new(DirCache::default()),
                 info,
             }),
         })

@@ -1,6 +1,6 @@
 //! Virtual-disk image formats, detected from content (never the file name): raw, qcow2 (v2/v3 with
-//! backing chains, deflate-compressed and zero clusters) and VMDK sparse extents (monolithicSparse,
-//! streamOptimized). Each presents the guest disk as a [`BlockDev`].
+//! backing chains, deflate-compressed and zero clusters), VMDK sparse extents (monolithicSparse,
+//! streamOptimized) and dynamic VHD. Each presents the guest disk as a [`BlockDev`].
 
 use std::collections::HashSet;
 use std::io::{self, Read};

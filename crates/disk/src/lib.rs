@@ -3,7 +3,7 @@
 //!
 //! Layers, bottom up (each reads the one below through [`block::BlockDev`]):
 //! 1. the image file ([`block::FileDev`], counting bytes read) and its format ([`image`]: raw,
-//!    qcow2, VMDK), then a bounded LRU block cache ([`block::CachedDev`]);
+//!    qcow2, VMDK, VHD), then a bounded LRU block cache ([`block::CachedDev`]);
 //! 2. partitions ([`partition`]: GPT, MBR with logical partitions, none) and LVM2 linear logical
 //!    volumes ([`lvm`]);
 //! 3. filesystems ([`ext4`], [`xfs`]) implementing [`kensa_fs::RawFs`];

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use kensa_fs::{DirEntry, FileType, Metadata, RawFs, ReadSeek};
 
-use crate::block::{be16, be32, be64, corrupt, read_vec, BlockDev, Counters, Lru};
+use crate::block::{be16, be32, be64, corrupt, read_vec, BlockDev, Counters, DirCache};
 use crate::extent_file::{validate, Extent, ExtentFile, MAX_EXTENTS};
 
 const INCOMPAT_FTYPE: u32 = 0x1;
@@ -36,7 +36,7 @@ const DIFLAG2_NREXT64: u64 = 1 << 4;
 /// Directory data lives below this offset of a directory's address space; leaf and free-index
 /// blocks live above it.
 const DIR_LEAF_OFFSET: u64 = 32 << 30;
-const MAX_DIR_BYTES: u64 = 256 << 20;
+const MAX_DIR_BYTES: u64 = 32 << 20;
 const MAX_LINK: u64 = 64 << 10;
 const MAX_BTREE_DEPTH: u16 = 9;
 
@@ -69,7 +69,7 @@ struct Inner {
     v5: bool,
     ftype: bool,
     root_ino: u64,
-    dirs: Mutex<Lru<Arc<Vec<RawEntry>>>>,
+    dirs: Mutex<DirCache<RawEntry>>,
     info: XfsInfo,
 }
 
@@ -179,7 +179,7 @@ impl XfsFs {
                 v5,
                 ftype,
                 root_ino: be64(&sb, 56),
-                dirs: Mutex::new(Lru::new(256)),
+                dirs: Mutex::new(DirCache::default()),
                 info,
             }),
         })
