@@ -25,9 +25,14 @@ APT_PACKAGES=(
   golang-go
   # Maven's own ComparableVersion (maven-artifact jar) and a JDK to run it: the Maven oracle of the matcher tests
   libmaven3-core-java default-jdk-headless
-  # node-semver (the npm oracle) runs on node; npm installs it below
-  nodejs npm
 )
+# node-semver (the npm oracle) runs on node; npm installs it below. Debian's nodejs and npm only when
+# there is no node yet: NodeSource's nodejs (often preinstalled) bundles npm and conflicts with Debian's.
+if ! command -v node >/dev/null; then
+  APT_PACKAGES+=(nodejs npm)
+elif ! command -v npm >/dev/null; then
+  APT_PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -63,7 +68,7 @@ fi
 
 # npm oracle (node-semver) in a folder of our own.
 NPM_DIR="${KENSA_TEST_NPM:-$HOME/.cache/kensa-test-npm}"
-if command -v npm >/dev/null && [ ! -f "$NPM_DIR/node_modules/semver/package.json" ]; then
+if [ ! -f "$NPM_DIR/node_modules/semver/package.json" ]; then
   mkdir -p "$NPM_DIR"
   (cd "$NPM_DIR" && npm install --silent --no-audit --no-fund semver@7 >/dev/null)
 fi
