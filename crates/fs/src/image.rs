@@ -19,11 +19,12 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::{DirEntry, FileType, Metadata, RawFs, ReadSeek};
+use crate::{DirEntry, FileType, IoStats, Metadata, RawFs, ReadSeek};
 
 /// Most entries (files, dirs, links) an image may have across all its layers.
 pub const MAX_ENTRIES: usize = 5_000_000;
@@ -169,11 +170,13 @@ struct Section {
     start: u64,
     len: u64,
     pos: u64,
+    /// Bytes read through file handles given out by [`ImageFs`] (`--stats`).
+    counter: Option<Arc<AtomicU64>>,
 }
 
 impl Section {
     fn new(file: Arc<File>, start: u64, len: u64) -> Self {
-        Section { file, start, len, pos: 0 }
+        Section { file, start, len, pos: 0, counter: None }
     }
 }
 
@@ -185,6 +188,9 @@ impl Read for Section {
         let n = (buf.len() as u64).min(self.len - self.pos) as usize;
         let read = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
         self.pos += read as u64;
+        if let Some(c) = &self.counter {
+            c.fetch_add(read as u64, Ordering::Relaxed);
+        }
         Ok(read)
     }
 }
@@ -395,6 +401,8 @@ pub struct ImageFs {
     backings: Vec<Arc<File>>,
     warnings: Vec<String>,
     layer_count: usize,
+    bytes_read: Arc<AtomicU64>,
+    files_opened: AtomicU64,
 }
 
 impl std::fmt::Debug for ImageFs {
@@ -435,7 +443,7 @@ impl ImageFs {
             let (layers, digest) = resolve_oci_layers(&blobs, index, 0)?;
             (layers, Some(digest))
         };
-        let mut fs = ImageFs { path: path.to_path_buf(), format, reference, root: Node::dir(0), backings: Vec::new(), warnings: Vec::new(), layer_count: layers.len() };
+        let mut fs = ImageFs { path: path.to_path_buf(), format, reference, root: Node::dir(0), backings: Vec::new(), warnings: Vec::new(), layer_count: layers.len(), bytes_read: Arc::default(), files_opened: AtomicU64::new(0) };
         let mut entries = 0usize;
         for (i, layer) in layers.iter().enumerate() {
             fs.apply_layer(&blobs, i + 1, layer, &mut entries).map_err(|e| match e {
@@ -685,12 +693,23 @@ impl RawFs for ImageFs {
     fn open_file(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
         let node = self.node(path)?;
         match &node.kind {
-            NodeKind::File { backing, offset } => Ok(Box::new(Section::new(self.backings[*backing].clone(), *offset, node.meta.size))),
+            NodeKind::File { backing, offset } => {
+                self.files_opened.fetch_add(1, Ordering::Relaxed);
+                let mut section = Section::new(self.backings[*backing].clone(), *offset, node.meta.size);
+                section.counter = Some(self.bytes_read.clone());
+                Ok(Box::new(section))
+            }
             _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")),
         }
     }
 
     fn describe(&self) -> String {
         format!("container image {} ({})", self.path.display(), self.format.as_str())
+    }
+
+    /// File contents read and files opened since the image was indexed (opening it reads every
+    /// layer once; that is not counted).
+    fn stats(&self) -> Option<IoStats> {
+        Some(IoStats { bytes_read: self.bytes_read.load(Ordering::Relaxed), blocks_fetched: 0, files_opened: self.files_opened.load(Ordering::Relaxed) })
     }
 }

@@ -202,6 +202,7 @@ fn check_final_tree(img: ImageFs) {
     assert!(warnings.iter().any(|w| w.contains("../../escape.txt")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.contains("/etc/absolute.txt")), "{warnings:?}");
     let root = Root::new(img);
+    assert_eq!(root.stats().map(|s| (s.bytes_read, s.files_opened)), Some((0, 0)));
     // The upper layer's dpkg status wins.
     assert_eq!(read(&root, "/var/lib/dpkg/status").as_bytes(), STATUS_V2);
     // Whiteouts: a file and a whole directory removed.
@@ -225,6 +226,9 @@ fn check_final_tree(img: ImageFs) {
     let mut s = [0u8; 10];
     f.read_exact(&mut s).unwrap();
     assert_eq!(&s, b"base-files");
+    let stats = root.stats().unwrap();
+    // status, libz.so.1, curl-copy, status again (10 bytes of it).
+    assert_eq!((stats.files_opened, stats.bytes_read), (4, STATUS_V2.len() as u64 + 4 + 9 + 10), "{stats:?}");
 }
 
 #[test]
