@@ -356,6 +356,8 @@ pub fn scan_with(ds: &DataStream, opts: &ScanOptions, ctx: &ProbeContext) -> Res
         }
         let selector = refine.and_then(|r| r.selector.clone()).unwrap_or_default();
         let result = eval_checks(&mut run, &rule.checks, &selector, &value_of, max_items, &mut report.checks);
+        // An unscored rule reports its check as informational (XCCDF 1.2 role="unscored").
+        let result = if role == "unscored" && matches!(result, "pass" | "fail") { "informational" } else { result };
         report.result = result.to_string();
         rules.push((report, rule.weight, role));
     }
@@ -408,6 +410,13 @@ fn eval_tree(run: &mut Run, t: &CheckTree, value_of: &dyn Fn(&str) -> Option<Str
             let mut exports = Vec::new();
             let mut results = Vec::new();
             for cref in &c.refs {
+                if run.ds.resolve_href(&cref.href).is_none() {
+                    // Content outside the datastream (e.g. a remote OVAL feed): not checked,
+                    // as OpenSCAP does without --fetch-remote-resources.
+                    out.push(CheckReport { system: c.system.clone(), href: cref.href.clone(), definition: cref.name.clone(), definition_title: None, result: "notchecked".into(), exports: vec![], tests: vec![] });
+                    results.push("notchecked");
+                    continue;
+                }
                 let ev = match run.evaluator(&cref.href) {
                     Ok(ev) => ev,
                     Err(e) => {
@@ -454,7 +463,7 @@ fn eval_tree(run: &mut Run, t: &CheckTree, value_of: &dyn Fn(&str) -> Option<Str
                 // The first check-content-ref that resolves is the one used (XCCDF 1.2 §7.2.3.5).
                 break;
             }
-            results.first().copied().unwrap_or("error")
+            results.last().copied().unwrap_or("error")
         }
     }
 }

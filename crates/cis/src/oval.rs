@@ -185,6 +185,8 @@ pub enum Flag {
     Error,
     NotCollected,
     Incomplete,
+    /// The object cannot exist on this kind of target (e.g. the running kernel of an offline tree).
+    NotApplicable,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,6 +204,9 @@ impl Collected {
     }
     pub fn error(msg: impl Into<String>) -> Self {
         Collected { flag: Flag::Error, items: Vec::new(), messages: vec![msg.into()] }
+    }
+    pub fn not_applicable(msg: impl Into<String>) -> Self {
+        Collected { flag: Flag::NotApplicable, items: Vec::new(), messages: vec![msg.into()] }
     }
     pub fn not_collected(msg: impl Into<String>) -> Self {
         Collected { flag: Flag::NotCollected, items: Vec::new(), messages: vec![msg.into()] }
@@ -415,6 +420,7 @@ impl<'a, 'c> Evaluator<'a, 'c> {
         let result = match collected.flag {
             Flag::Error => OvalResult::Error,
             Flag::NotCollected => OvalResult::Unknown,
+            Flag::NotApplicable => OvalResult::NotApplicable,
             _ => {
                 let states: Vec<&str> = t.children_named("state").filter_map(|s| s.attr("state_ref")).collect();
                 let n = collected.items.len();

@@ -53,6 +53,10 @@ pub fn sysctl<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collected
             items.push(it);
         }
     }
+    if items.is_empty() {
+        // Not configured: the running value is the kernel default, unknowable offline.
+        return Ok(Collected::not_applicable("offline target: no sysctl configuration sets this parameter"));
+    }
     Ok(Collected::items(items))
 }
 
@@ -165,7 +169,7 @@ pub fn uname<'a>(ev: &mut Evaluator<'a, '_>, _obj: &'a Node) -> Result<Collected
         mods.sort_by(|a, b| crate::value::compare_evr(a, b));
         mods.pop()
     });
-    let Some(release) = release else { return Ok(Collected::items(vec![])) };
+    let Some(release) = release else { return Ok(Collected::not_applicable("offline target without installed kernels: no uname")) };
     let machine = release.rsplit('.').next().filter(|a| matches!(*a, "x86_64" | "aarch64" | "ppc64le" | "s390x" | "i686")).unwrap_or("").to_string();
     let mut it = Item::new();
     it.set("machine_class", machine.clone())
@@ -206,6 +210,9 @@ pub fn environmentvariable58<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> R
 pub fn interface<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collected, String> {
     let name = spec(ev, obj, "name")?.ok_or("interface_object without name")?;
     let mut items = Vec::new();
+    if !ev.ctx.live {
+        return Ok(Collected::not_applicable("offline target: no network interfaces"));
+    }
     let Ok(entries) = ev.ctx.root.read_dir("/sys/class/net") else { return Ok(Collected::items(items)) };
     for e in entries {
         let n = e.name.to_string_lossy().into_owned();
@@ -253,6 +260,31 @@ pub fn process58<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collec
         }
         let mut it = Item::new();
         it.set("command_line", line).set("pid", pid);
+        items.push(it);
+    }
+    Ok(Collected::items(items))
+}
+
+/// SELinux booleans of the running policy (/sys/fs/selinux/booleans). An offline tree has no
+/// loaded policy: no booleans (as OpenSCAP reports offline).
+pub fn selinuxboolean<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collected, String> {
+    let name = spec(ev, obj, "name")?.ok_or("selinuxboolean_object without name")?;
+    let mut items = Vec::new();
+    if !ev.ctx.live {
+        return Ok(Collected::items(items));
+    }
+    let Ok(entries) = ev.ctx.root.read_dir("/sys/fs/selinux/booleans") else { return Ok(Collected::items(items)) };
+    for e in entries {
+        let n = e.name.to_string_lossy().into_owned();
+        if !name.matches(&n)? {
+            continue;
+        }
+        let raw = ev.ctx.read_text(format!("/sys/fs/selinux/booleans/{n}")).ok().flatten().unwrap_or_default();
+        let mut f = raw.split_whitespace();
+        let current = f.next().unwrap_or("0") == "1";
+        let pending = f.next().map(|p| p == "1").unwrap_or(current);
+        let mut it = Item::new();
+        it.set("name", n).set("current_status", current.to_string()).set("pending_status", pending.to_string());
         items.push(it);
     }
     Ok(Collected::items(items))

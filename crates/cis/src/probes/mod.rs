@@ -80,6 +80,7 @@ pub fn collect<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Collected {
         "systemdunitdependency_object" => systemd::unit_dependency(ev, obj),
         "selinuxsecuritycontext_object" => files::selinuxsecuritycontext(ev, obj),
         "process58_object" => misc::process58(ev, obj),
+        "selinuxboolean_object" => misc::selinuxboolean(ev, obj),
         "password_object" => accounts::password(ev, obj),
         "shadow_object" => accounts::shadow(ev, obj),
         other => return Collected::not_collected(format!("no kensa probe for <{other}>")),
