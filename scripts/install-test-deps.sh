@@ -19,8 +19,9 @@ APT_PACKAGES=(
   e2fsprogs xfsprogs gdisk fdisk dosfstools mtools qemu-utils lvm2
   # the CIS oracle
   openscap-scanner openscap-utils ssg-nondebian
-  # misc (zstd: compresses image layers in the container-image tests)
-  python3 python3-venv zip unzip zstd
+  # misc (zstd: compresses image layers in the container-image tests; openssl: the fleet tests' TLS
+  # certificates; time: /usr/bin/time measures peak RSS in the benchmarks)
+  python3 python3-venv zip unzip zstd openssl time
   # builds a real Go binary for the Go build-info reader (deep inspection)
   golang-go
   # Maven's own ComparableVersion (maven-artifact jar) and a JDK to run it: the Maven oracle of the matcher tests
@@ -52,6 +53,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if ! "$VENV/bin/python" -c 'import packaging' 2>/dev/null || [ ! -x "$VENV/bin/syft" ] || [ ! -x "$VENV/bin/check-jsonschema" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+
+# The OpenAPI 3.0/3.1 validator (with the official schemas), for the fleet server's /openapi.json.
+if [ ! -x "$VENV/bin/openapi-spec-validator" ]; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check openapi-spec-validator==0.7.2
 fi
 
 # The official CycloneDX 1.6 and SPDX 2.3 JSON schemas, for the SBOM tests: lib4sbom ships both
