@@ -29,11 +29,12 @@ pub struct ProbeContext {
     pub live: bool,
     rpm_source: Box<dyn RpmSource>,
     rpms: OnceCell<Result<Vec<RpmPackage>, String>>,
+    rpm_files: OnceCell<Result<Vec<(RpmPackage, Vec<rpm::RpmFile>)>, String>>,
 }
 
 impl ProbeContext {
     pub fn new(root: Root, live: bool) -> Self {
-        ProbeContext { root, live, rpm_source: Box::new(rpm::KensaRpmDb), rpms: OnceCell::new() }
+        ProbeContext { root, live, rpm_source: Box::new(rpm::KensaRpmDb), rpms: OnceCell::new(), rpm_files: OnceCell::new() }
     }
 
     /// Replaces the rpm database reader (e.g. by the kensa-rpmdb reader).
@@ -44,6 +45,10 @@ impl ProbeContext {
 
     pub fn rpm_packages(&self) -> Result<&[RpmPackage], String> {
         self.rpms.get_or_init(|| self.rpm_source.packages(&self.root)).as_ref().map(|v| v.as_slice()).map_err(|e| e.clone())
+    }
+
+    pub fn rpm_packages_with_files(&self) -> Result<&[(RpmPackage, Vec<rpm::RpmFile>)], String> {
+        self.rpm_files.get_or_init(|| self.rpm_source.packages_with_files(&self.root)).as_ref().map(|v| v.as_slice()).map_err(|e| e.clone())
     }
 
     /// Reads a text file of the target (lossy UTF-8), `None` when it does not exist.
@@ -70,6 +75,7 @@ pub fn collect<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Collected {
         "symlink_object" => files::symlink(ev, obj),
         "rpminfo_object" => rpm::rpminfo(ev, obj),
         "dpkginfo_object" => rpm::dpkginfo(ev, obj),
+        "rpmverifyfile_object" => rpm::rpmverifyfile(ev, obj),
         "variable_object" => misc::variable(ev, obj),
         "sysctl_object" => misc::sysctl(ev, obj),
         "partition_object" => misc::partition(ev, obj),

@@ -23,9 +23,27 @@ pub struct RpmPackage {
     pub signature_keyid: Option<String>,
 }
 
-/// Where rpminfo gets packages from.
+/// One file as the rpm database records it (for rpmverifyfile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpmFile {
+    pub path: String,
+    pub mode: u32,
+    pub user: String,
+    pub group: String,
+    pub size: u64,
+    /// Lower-case hex digest, with its rpm algorithm number (8 = SHA-256).
+    pub digest: String,
+    pub digest_algo: u32,
+    pub flags: u32,
+}
+
+/// Where rpminfo and rpmverifyfile get packages from.
 pub trait RpmSource: Send + Sync {
     fn packages(&self, root: &Root) -> Result<Vec<RpmPackage>, String>;
+    /// Packages with their recorded files; sources that cannot tell return an error.
+    fn packages_with_files(&self, _root: &Root) -> Result<Vec<(RpmPackage, Vec<RpmFile>)>, String> {
+        Err("this rpm source does not read file records".into())
+    }
 }
 
 /// kensa-rpmdb on the target's rpm database.
@@ -48,6 +66,24 @@ const TAG_RSAHEADER: i32 = 268;
 
 impl RpmSource for KensaRpmDb {
     fn packages(&self, root: &Root) -> Result<Vec<RpmPackage>, String> {
+        Ok(self.read(root, false)?.into_iter().map(|(p, _)| p).collect())
+    }
+
+    fn packages_with_files(&self, root: &Root) -> Result<Vec<(RpmPackage, Vec<RpmFile>)>, String> {
+        self.read(root, true)
+    }
+}
+
+const TAG_FILESIZES: i32 = 1028;
+const TAG_FILEMODES: i32 = 1030;
+const TAG_FILEDIGESTS: i32 = 1035;
+const TAG_FILEFLAGS: i32 = 1037;
+const TAG_FILEUSERNAME: i32 = 1039;
+const TAG_FILEGROUPNAME: i32 = 1040;
+const TAG_FILEDIGESTALGO: i32 = 5011;
+
+impl KensaRpmDb {
+    fn read(&self, root: &Root, with_files: bool) -> Result<Vec<(RpmPackage, Vec<RpmFile>)>, String> {
         // No rpm database at all: no packages (a Debian target, for instance).
         let Some(path) = DB_PATHS.iter().find(|p| root.is_file(p)) else { return Ok(Vec::new()) };
         let file = root.open(path).map_err(|e| e.to_string())?;
@@ -60,7 +96,29 @@ impl RpmSource for KensaRpmDb {
             let sig = kensa_rpmdb::header::Header::parse(&blob.data).ok().and_then(|h| {
                 [TAG_RSAHEADER, TAG_DSAHEADER, TAG_SIGPGP, TAG_SIGGPG].iter().find_map(|t| h.binary(*t).ok().flatten().and_then(pgp_issuer))
             });
-            out.push(RpmPackage { name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch: p.arch, signature_keyid: sig });
+            let mut files = Vec::new();
+            if with_files && !p.files.is_empty() {
+                if let Ok(h) = kensa_rpmdb::header::Header::parse(&blob.data) {
+                    let strs = |t| h.string_array(t).ok().flatten().unwrap_or_default();
+                    let ints = |t| h.integers(t).ok().flatten().unwrap_or_default();
+                    let (modes, sizes, flags) = (ints(TAG_FILEMODES), ints(TAG_FILESIZES), ints(TAG_FILEFLAGS));
+                    let (digests, users, groups) = (strs(TAG_FILEDIGESTS), strs(TAG_FILEUSERNAME), strs(TAG_FILEGROUPNAME));
+                    let algo = h.integer(TAG_FILEDIGESTALGO).ok().flatten().unwrap_or(1) as u32;
+                    for (i, path) in p.files.iter().enumerate() {
+                        files.push(RpmFile {
+                            path: path.clone(),
+                            mode: modes.get(i).copied().unwrap_or(0) as u32,
+                            user: users.get(i).cloned().unwrap_or_default(),
+                            group: groups.get(i).cloned().unwrap_or_default(),
+                            size: sizes.get(i).copied().unwrap_or(0),
+                            digest: digests.get(i).cloned().unwrap_or_default(),
+                            digest_algo: algo,
+                            flags: flags.get(i).copied().unwrap_or(0) as u32,
+                        });
+                    }
+                }
+            }
+            out.push((RpmPackage { name: p.name, epoch: p.epoch, version: p.version, release: p.release, arch: p.arch, signature_keyid: sig }, files));
         }
         Ok(out)
     }
@@ -182,4 +240,110 @@ pub fn dpkginfo<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collect
         items.push(it);
     }
     Ok(Collected::items(items))
+}
+
+const RPMFILE_CONFIG: u32 = 1;
+const RPMFILE_DOC: u32 = 2;
+const RPMFILE_GHOST: u32 = 64;
+const RPMFILE_LICENSE: u32 = 128;
+const RPMFILE_README: u32 = 256;
+
+fn id_map(ev: &Evaluator, path: &str) -> std::collections::HashMap<String, u32> {
+    let text = ev.ctx.read_text(path).ok().flatten().unwrap_or_default();
+    text.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        Some((f.first()?.to_string(), f.get(2)?.parse().ok()?))
+    }).collect()
+}
+
+/// rpmverifyfile: each file the rpm database records, compared with the target's file like
+/// `rpm -V` (mode, owner, group, size, SHA-256 digest; link targets and mtimes are not compared).
+pub fn rpmverifyfile<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collected, String> {
+    use sha2::Digest;
+    let specs: Vec<(&str, Option<crate::oval::EntitySpec>)> = ["name", "epoch", "version", "release", "arch", "filepath"]
+        .into_iter()
+        .map(|n| spec(ev, obj, n).map(|s| (n, s)))
+        .collect::<Result<_, _>>()?;
+    let b = obj.child("behaviors");
+    let off = |k: &str| b.and_then(|b| b.attr(k)) == Some("true");
+    let pkgs = ev.ctx.rpm_packages_with_files()?;
+    let users = id_map(ev, "/etc/passwd");
+    let groups = id_map(ev, "/etc/group");
+    let mut items = Vec::new();
+    for (p, files) in pkgs.iter() {
+        let epoch = p.epoch.map(|e| e.to_string()).unwrap_or_else(|| "(none)".into());
+        let pkg_fields = [("name", p.name.as_str()), ("epoch", epoch.as_str()), ("version", p.version.as_str()), ("release", p.release.as_str()), ("arch", p.arch.as_str())];
+        let mut pkg_ok = true;
+        for (n, v) in pkg_fields {
+            if let Some((_, Some(s))) = specs.iter().find(|(k, _)| *k == n) {
+                pkg_ok &= s.matches(v)?;
+            }
+        }
+        if !pkg_ok {
+            continue;
+        }
+        for f in files {
+            if let Some((_, Some(s))) = specs.iter().find(|(k, _)| *k == "filepath") {
+                if !s.matches(&f.path)? {
+                    continue;
+                }
+            }
+            let ghost = f.flags & RPMFILE_GHOST != 0;
+            if ghost && off("noghostfiles") {
+                continue;
+            }
+            let md = ev.ctx.root.symlink_metadata(&f.path).ok();
+            let verdict = |skip: bool, differs: Option<bool>| -> &'static str {
+                match (skip || ghost, differs) {
+                    (true, _) | (_, None) => "not performed",
+                    (_, Some(true)) => "fail",
+                    (_, Some(false)) => "pass",
+                }
+            };
+            let is_reg = f.mode & 0o170000 == 0o100000;
+            let mode_d = md.as_ref().map(|m| {
+                let kind = match m.file_type {
+                    kensa_fs::FileType::File => 0o100000,
+                    kensa_fs::FileType::Dir => 0o040000,
+                    kensa_fs::FileType::Symlink => 0o120000,
+                    kensa_fs::FileType::Other => f.mode & 0o170000,
+                };
+                kind | (m.mode & 0o7777) != f.mode & 0o177777
+            });
+            let user_d = md.as_ref().and_then(|m| users.get(&f.user).map(|&u| u != m.uid));
+            let group_d = md.as_ref().and_then(|m| groups.get(&f.group).map(|&g| g != m.gid));
+            let size_d = md.as_ref().filter(|_| is_reg).map(|m| m.size != f.size);
+            let digest_d = if is_reg && f.digest_algo == 8 && !f.digest.is_empty() && !off("nomd5") && md.is_some() {
+                ev.ctx.root.read(&f.path).ok().map(|data| hex_lower(&sha2::Sha256::digest(&data)) != f.digest)
+            } else {
+                None
+            };
+            let mut it = Item::new();
+            it.set("name", p.name.clone())
+                .set("epoch", epoch.clone())
+                .set("version", p.version.clone())
+                .set("release", p.release.clone())
+                .set("arch", p.arch.clone())
+                .set("filepath", f.path.clone())
+                .set("size_differs", verdict(off("nosize"), size_d))
+                .set("mode_differs", verdict(off("nomode"), mode_d))
+                .set("md5_differs", verdict(off("nomd5"), digest_d))
+                .set("filedigest_differs", verdict(off("nomd5"), digest_d))
+                .set("ownership_differs", verdict(off("nouser"), user_d))
+                .set("group_differs", verdict(off("nogroup"), group_d))
+                .set("mtime_differs", "not performed")
+                .set("link_mismatch", "not performed")
+                .set("configuration_file", (f.flags & RPMFILE_CONFIG != 0).to_string())
+                .set("documentation_file", (f.flags & RPMFILE_DOC != 0).to_string())
+                .set("ghost_file", ghost.to_string())
+                .set("license_file", (f.flags & RPMFILE_LICENSE != 0).to_string())
+                .set("readme_file", (f.flags & RPMFILE_README != 0).to_string());
+            items.push(it);
+        }
+    }
+    Ok(Collected::items(items))
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
