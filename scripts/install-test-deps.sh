@@ -17,8 +17,8 @@ APT_PACKAGES=(
   debootstrap
   # disk images without mounting
   e2fsprogs xfsprogs gdisk fdisk dosfstools mtools qemu-utils lvm2
-  # the CIS oracle
-  openscap-scanner openscap-utils ssg-nondebian
+  # the CIS oracle (bc: run-oscap-cis.sh times its runs)
+  openscap-scanner openscap-utils ssg-nondebian bc
   # misc (zstd: compresses image layers in the container-image tests; openssl: the fleet tests' TLS
   # certificates; time: /usr/bin/time measures peak RSS in the benchmarks)
   python3 python3-venv zip unzip zstd openssl time
