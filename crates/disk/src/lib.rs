@@ -180,9 +180,20 @@ fn probe(dev: &Arc<dyn BlockDev>, counters: &Arc<Counters>) -> Content {
 /// ext2/3/4 and xfs filesystem, finds the root filesystem and mounts the volumes its `/etc/fstab`
 /// names below it. Refuses images beyond `limits` with the reason.
 pub fn open_image(path: &Path, limits: &Limits) -> Result<DiskTarget, DiskError> {
-    let io_err = |source: io::Error| DiskError::Io { path: path.to_path_buf(), source };
     let counters = Arc::new(Counters::default());
-    let (disk, format) = image::open(path, counters.clone()).map_err(io_err)?;
+    let (disk, format) = image::open(path, counters.clone()).map_err(|source| DiskError::Io { path: path.to_path_buf(), source })?;
+    open_disk(disk, format, counters, path, limits)
+}
+
+/// Like [`open_image`] for a disk that is not a local image file: any [`BlockDev`] presenting the
+/// guest disk (a cloud snapshot read through its block API, say). `counters` are the ones the
+/// device updates (bytes read); `name` is used in messages.
+pub fn open_block_device(disk: Arc<dyn BlockDev>, counters: Arc<Counters>, name: &Path, limits: &Limits) -> Result<DiskTarget, DiskError> {
+    open_disk(disk, ImageFormat::Raw, counters, name, limits)
+}
+
+fn open_disk(disk: Arc<dyn BlockDev>, format: ImageFormat, counters: Arc<Counters>, path: &Path, limits: &Limits) -> Result<DiskTarget, DiskError> {
+    let io_err = |source: io::Error| DiskError::Io { path: path.to_path_buf(), source };
     if disk.size() > limits.max_total_bytes {
         return Err(DiskError::Ineligible {
             path: path.to_path_buf(),

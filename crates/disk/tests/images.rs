@@ -136,3 +136,14 @@ fn content_detection_ignores_file_names() {
     assert!(kensa_disk::is_disk_image(&fx.image("root.xfs")));
     assert!(!kensa_disk::is_disk_image(&fx.tree.join("etc/hostname")));
 }
+
+/// The same assembly over any block device (the entry point for cloud snapshot readers).
+#[test]
+fn block_device_entry_point() {
+    let Some(fx) = fixture() else { return };
+    let counters = std::sync::Arc::new(kensa_disk::block::Counters::default());
+    let file = kensa_disk::block::FileDev::open(&fx.image("disk-gpt-xfs.raw"), counters.clone()).unwrap();
+    let t = kensa_disk::open_block_device(std::sync::Arc::new(file), counters, Path::new("snapshot snap-123"), &Limits::default()).unwrap();
+    assert!(t.root.read_to_string_lossy("/etc/os-release").unwrap().contains("ID=debian"));
+    assert!(t.stats().bytes_read > 0);
+}
