@@ -240,22 +240,27 @@ fn negate_result(r: &'static str, negate: bool) -> &'static str {
     }
 }
 
-/// The test ids under a definition (following extend_definition), for evidence.
+/// The test ids under a definition in document order (following extend_definition), for evidence.
 fn definition_tests<'a>(ev: &Evaluator<'a, '_>, def: &str, out: &mut Vec<String>, seen: &mut HashSet<String>) {
     if !seen.insert(def.to_string()) || seen.len() > 10_000 {
         return;
     }
     let Some(d) = ev.doc.get(def) else { return };
-    let mut stack: Vec<&Node> = d.children_named("criteria").collect();
-    while let Some(c) = stack.pop() {
-        for ch in c.children.iter().rev() {
+    fn walk<'a>(ev: &Evaluator<'a, '_>, c: &Node, out: &mut Vec<String>, seen: &mut HashSet<String>, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        for ch in &c.children {
             match ch.name {
-                "criteria" => stack.push(ch),
+                "criteria" => walk(ev, ch, out, seen, depth + 1),
                 "criterion" => out.push(ch.attr("test_ref").unwrap_or("").to_string()),
                 "extend_definition" => definition_tests(ev, ch.attr("definition_ref").unwrap_or(""), out, seen),
                 _ => {}
             }
         }
+    }
+    for c in d.children_named("criteria") {
+        walk(ev, c, out, seen, 0);
     }
 }
 

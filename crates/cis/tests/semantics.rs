@@ -247,3 +247,29 @@ fn hostile_content_gives_clear_errors() {
     let e = kensa_cis::scan(&ds, &kensa_cis::ScanOptions { profile: "base".into(), ..Default::default() }, kensa_fs::Root::dir(tree("022", false).path()).unwrap(), false).err().unwrap().to_string();
     assert!(e.contains("extends loop"), "{e}");
 }
+
+#[test]
+fn pattern_walks_stop_in_symlink_loops_and_bad_patterns_only_fail_their_rule() {
+    // /etc/loop -> /etc: a pattern walk below /etc must end (bounded depth), not hang.
+    let looped = DS.replace("<ind:filepath>/etc/profile</ind:filepath>", r#"<ind:filepath operation="pattern match">^/etc/.*profile$</ind:filepath>"#);
+    let ds = kensa_cis::DataStream::parse(looped.as_bytes()).unwrap();
+    let t = tree("077", false);
+    std::os::unix::fs::symlink("/etc", t.path().join("etc/loop")).unwrap();
+    let opts = kensa_cis::ScanOptions { profile: "base".into(), ..Default::default() };
+    let r = kensa_cis::scan(&ds, &opts, kensa_fs::Root::dir(t.path()).unwrap(), false).unwrap();
+    let umask = r.rules.iter().find(|x| x.rule_id.ends_with("umask")).unwrap();
+    let items = umask.checks[0].tests[0].items.len();
+    assert!(items >= 2, "found /etc/profile and /etc/loop/profile: {items}");
+    // Two or more matches: the count test (exactly one umask line) fails.
+    assert_eq!(umask.result, "fail");
+
+    // An invalid pattern is an error for its rule only.
+    let bad = DS.replace(r"^\s*umask\s+(\d+)\s*$", r"^(umask");
+    let ds = kensa_cis::DataStream::parse(bad.as_bytes()).unwrap();
+    let r = kensa_cis::scan(&ds, &opts, kensa_fs::Root::dir(tree("077", false).path()).unwrap(), false).unwrap();
+    let res: BTreeMap<_, _> = r.rules.iter().map(|x| (x.rule_id.trim_start_matches("xccdf_t_rule_"), x.result.as_str())).collect();
+    assert_eq!(res["umask"], "error");
+    assert_eq!(res["not_nginx"], "pass");
+    let msg = &r.rules.iter().find(|x| x.rule_id.ends_with("umask")).unwrap().checks[0].tests[0].messages;
+    assert!(msg.iter().any(|m| m.contains("oval:t:obj:umask") && m.contains("invalid pattern")), "{msg:?}");
+}
