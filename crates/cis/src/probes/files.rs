@@ -382,6 +382,108 @@ pub fn symlink<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collecte
     Ok(Collected::items(items))
 }
 
+/// One step of the XPath subset xmlfilecontent supports: `name` or `*`, with an optional
+/// `[@attr='value']` predicate.
+struct XStep {
+    name: String,
+    pred: Option<(String, String)>,
+}
+
+/// The final selection of an XPath: elements, an attribute, or text.
+enum XTail {
+    Elements,
+    Attr(String),
+    Text,
+}
+
+/// Parses absolute location paths like `/zone/service[@name='ssh']`, `/a/b/@port`, `/a/text()`.
+fn parse_xpath(x: &str) -> Option<(Vec<XStep>, XTail)> {
+    let x = x.trim();
+    let body = x.strip_prefix('/')?;
+    if body.starts_with('/') {
+        return None;
+    }
+    let mut steps = Vec::new();
+    let mut tail = XTail::Elements;
+    let parts: Vec<&str> = body.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        if last && part.starts_with('@') {
+            tail = XTail::Attr(part[1..].to_string());
+            break;
+        }
+        if last && *part == "text()" {
+            tail = XTail::Text;
+            break;
+        }
+        let (name, pred) = match part.split_once('[') {
+            Some((n, p)) => {
+                let p = p.strip_suffix(']')?.strip_prefix('@')?;
+                let (k, v) = p.split_once('=')?;
+                let v = v.trim().trim_matches(|c| c == '\'' || c == '"');
+                (n, Some((k.trim().to_string(), v.to_string())))
+            }
+            None => (*part, None),
+        };
+        if name.is_empty() || name.contains(|c: char| "()[]@:".contains(c)) {
+            return None;
+        }
+        steps.push(XStep { name: name.to_string(), pred });
+    }
+    Some((steps, tail))
+}
+
+fn xpath_values(root: &crate::xml::Node, steps: &[XStep], tail: &XTail) -> Vec<String> {
+    let matches = |n: &crate::xml::Node, st: &XStep| (st.name == "*" || n.name == st.name) && st.pred.as_ref().map(|(k, v)| n.attr(k) == Some(v.as_str())).unwrap_or(true);
+    let Some((first, rest)) = steps.split_first() else { return vec![] };
+    if !matches(root, first) {
+        return vec![];
+    }
+    let mut cur = vec![root];
+    for st in rest {
+        cur = cur.iter().flat_map(|n| n.children.iter().filter(|c| matches(c, st))).collect();
+    }
+    cur.iter()
+        .filter_map(|n| match tail {
+            XTail::Elements | XTail::Text => Some(n.text.trim().to_string()),
+            XTail::Attr(a) => n.attr(a).map(str::to_string),
+        })
+        .collect()
+}
+
+/// xmlfilecontent with an XPath 1.0 subset (absolute child steps, `[@attr='v']` predicates,
+/// a final `@attr` or `text()`); other expressions leave the object `not collected`.
+pub fn xmlfilecontent<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collected, String> {
+    let xpath = spec(ev, obj, "xpath")?.ok_or("xmlfilecontent_object without xpath")?;
+    let mut parsed = Vec::new();
+    for x in &xpath.values {
+        match parse_xpath(x) {
+            Some(p) => parsed.push((x.clone(), p)),
+            None => return Ok(Collected::not_collected(format!("XPath {x:?} is outside the subset kensa evaluates"))),
+        }
+    }
+    let mut items = Vec::new();
+    for (dir, name) in locations(ev, obj)? {
+        let Some(name) = name else { continue };
+        let fp = join(&dir, &name);
+        if !ev.ctx.root.is_file(&fp) {
+            continue;
+        }
+        let data = ev.ctx.root.read_limited(&fp, 16 << 20).map_err(|e| e.to_string())?;
+        let Ok(doc) = crate::xml::parse(&data, &[]) else { continue };
+        for (x, (steps, tail)) in &parsed {
+            let values = xpath_values(&doc, steps, tail);
+            if values.is_empty() {
+                continue;
+            }
+            let mut it = Item::new();
+            it.set("filepath", fp.clone()).set("path", dir.clone()).set("filename", name.clone()).set("xpath", x.clone()).set_many("value_of", values);
+            items.push(it);
+        }
+    }
+    Ok(Collected::items(items))
+}
+
 /// SELinux file labels live in extended attributes, which filesystem sources do not expose yet:
 /// objects that match no file are `does not exist` (exact), others are `not collected` (the
 /// tests using them become `unknown`). Process labels under an offline tree's /proc: no processes.
@@ -400,6 +502,19 @@ pub fn selinuxsecuritycontext<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xpath_subset() {
+        let doc = crate::xml::parse(br#"<zone><service name="ssh"/><service name="dhcp"/><port port="22" protocol="tcp"/></zone>"#, &[]).unwrap();
+        let (s, t) = parse_xpath("/zone/service[@name='ssh']").unwrap();
+        assert_eq!(xpath_values(&doc, &s, &t).len(), 1);
+        let (s, t) = parse_xpath("/zone/port/@port").unwrap();
+        assert_eq!(xpath_values(&doc, &s, &t), vec!["22".to_string()]);
+        let (s, t) = parse_xpath("/zone/service[@name='ftp']").unwrap();
+        assert!(xpath_values(&doc, &s, &t).is_empty());
+        assert!(parse_xpath("//service").is_none());
+        assert!(parse_xpath("/zone/service[1]").is_none());
+    }
 
     #[test]
     fn prefixes() {

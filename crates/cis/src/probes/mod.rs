@@ -84,6 +84,7 @@ pub fn collect<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Collected {
         "interface_object" => misc::interface(ev, obj),
         "systemdunitproperty_object" => systemd::unit_property(ev, obj),
         "systemdunitdependency_object" => systemd::unit_dependency(ev, obj),
+        "xmlfilecontent_object" => files::xmlfilecontent(ev, obj),
         "selinuxsecuritycontext_object" => files::selinuxsecuritycontext(ev, obj),
         "process58_object" => misc::process58(ev, obj),
         "selinuxboolean_object" => misc::selinuxboolean(ev, obj),
