@@ -774,7 +774,33 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 let glob_noescape = c.attr("glob_noescape") == Some("true");
                 subs(self)?.into_iter().flatten().map(|v| glob_to_regex(&v, glob_noescape)).collect()
             }
-            "time_difference" => return Err("time_difference is not supported".into()),
+            "time_difference" => {
+                // Seconds between two times (or between now and one time). kensa reads the
+                // `seconds_since_epoch` format (what SSG uses: file m_time); others are an error.
+                let f1 = c.attr("format_1").unwrap_or("year_month_day");
+                let f2 = c.attr("format_2").unwrap_or("year_month_day");
+                let parse = |fmt: &str, v: &str| -> Result<i64, String> {
+                    match fmt {
+                        "seconds_since_epoch" => value::parse_int(v),
+                        other => Err(format!("time_difference: time format {other:?} is not supported")),
+                    }
+                };
+                let parts = subs(self)?;
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+                match parts.as_slice() {
+                    [one] => one.iter().map(|v| parse(f2, v).map(|t| (now - t).to_string())).collect::<Result<_, _>>()?,
+                    [a, b] => {
+                        let mut out = Vec::new();
+                        for x in a {
+                            for y in b {
+                                out.push((parse(f2, y)? - parse(f1, x)?).to_string());
+                            }
+                        }
+                        out
+                    }
+                    _ => return Err("time_difference takes one or two components".into()),
+                }
+            }
             other => return Err(format!("unknown variable component <{other}>")),
         })
     }
