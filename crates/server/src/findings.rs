@@ -93,8 +93,9 @@ pub fn apply(conn: &mut Connection, machine_id: &str, current: &[kensa_matcher::
 }
 
 /// Filter criteria of `GET /api/v1/findings` (each optional; lists are comma-separated).
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FindingQuery {
     pub machine_id: Option<String>,
     pub severity: Option<String>,

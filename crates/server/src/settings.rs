@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How machines are scanned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ScanMode {
     /// Agent where one reports, agentless from snapshots otherwise.
@@ -12,7 +12,7 @@ pub enum ScanMode {
     AgentBased,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeepInspectionSettings {
     pub enabled: bool,
@@ -22,7 +22,7 @@ pub struct DeepInspectionSettings {
     pub custom_paths: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     pub scan_mode: ScanMode,

@@ -36,6 +36,7 @@ pub mod cvss;
 pub mod import;
 pub mod model;
 pub mod schema;
+pub mod search;
 pub mod update;
 mod store;
 
