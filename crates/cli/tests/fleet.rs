@@ -295,6 +295,15 @@ volumes = ["vm-vfat.img"]
     let (st, sbom) = call("GET", &format!("{}/api/v1/machines/vm-c/sbom?format=cyclonedx-json", s.url), Some(ADMIN), None);
     assert_eq!(st, 200);
     assert_eq!(sbom["bomFormat"], "CycloneDX");
+
+    // Database search: the same JSON as `kensa db search ID --format json`; 404 JSON when unknown.
+    let (st, vuln) = call("GET", &format!("{}/api/v1/vulnerabilities/PYSEC-2023-74", s.url), Some(ADMIN), None);
+    assert_eq!(st, 200, "{vuln}");
+    let cli: Value = serde_json::from_str(&run_ok(kensa().args(["db", "search", "PYSEC-2023-74", "--format", "json", "--db"]).arg(&db))).unwrap();
+    assert_eq!(vuln, cli);
+    assert_eq!(vuln["id"], "PYSEC-2023-74");
+    let (st, v) = call("GET", &format!("{}/api/v1/vulnerabilities/CVE-1999-99999999", s.url), Some(ADMIN), None);
+    assert_eq!((st, v["code"].as_str()), (404, Some("ResourceNotFoundException")), "{v}");
 }
 
 /// The API over TLS: an agent that trusts the server's CA enrolls and reports; plain HTTP to the
