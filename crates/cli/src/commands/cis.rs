@@ -42,8 +42,9 @@ pub struct ScanArgs {
     /// Benchmark id, when the datastream holds several.
     #[arg(long)]
     benchmark: Option<String>,
-    /// Root filesystem directory to scan, or `/` for this host.
-    target: PathBuf,
+    /// What to check: a root filesystem directory, `/` for this host, or a VM disk image or
+    /// snapshot (raw, qcow2, VMDK; read without mounting). `dir:` / `vm:` prefixes force the kind.
+    target: String,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -82,11 +83,17 @@ pub fn run(cmd: CisCommand) -> Result<ExitCode> {
 }
 
 fn scan(a: ScanArgs) -> Result<ExitCode> {
-    if !a.target.is_dir() {
-        bail!("target {} is not a directory (give a root filesystem directory or /)", a.target.display());
+    let target = crate::target::open_target(&a.target)?;
+    let live = match target.kind {
+        crate::target::TargetKind::Host => true,
+        crate::target::TargetKind::Dir | crate::target::TargetKind::Disk => false,
+        // A container image is not a machine: CIS benchmarks check a booted system's settings.
+        crate::target::TargetKind::Image => bail!("{} is a container image; CIS scans take a root filesystem directory, a disk image or /", target.name),
+    };
+    for w in &target.warnings {
+        eprintln!("warning: {w}");
     }
-    let live = a.target.canonicalize().map(|p| p == std::path::Path::new("/")).unwrap_or(false);
-    let root = if live { kensa_fs::Root::host() } else { kensa_fs::Root::dir(&a.target).with_context(|| format!("opening {}", a.target.display()))? };
+    let root = target.root;
     let ds = kensa_cis::DataStream::load(&a.content)?;
     let tailoring = match &a.tailoring {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("reading tailoring file {}", p.display()))?),
