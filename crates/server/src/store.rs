@@ -56,6 +56,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX findings_by_status ON findings(status, severity);
     CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
     "#,
+    // 2: one machine's open findings without visiting other machines' rows. Without it SQLite
+    // answers `machine_id = ? AND status = 'ACTIVE'` through findings_by_status, reading every
+    // active finding of the fleet on each report (quadratic in fleet size; found by fleet_load).
+    r#"
+    CREATE INDEX findings_by_machine ON findings(machine_id, status);
+    "#,
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
@@ -298,4 +304,24 @@ pub fn get_setting(conn: &Connection, key: &str) -> rusqlite::Result<Option<Stri
 pub fn put_setting(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     conn.execute("INSERT OR REPLACE INTO settings(key, value) VALUES (?1, ?2)", params![key, value])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-report queries on one machine's findings must use the per-machine index: a plan through
+    /// findings_by_status reads the whole fleet's findings on every report.
+    #[test]
+    fn per_machine_finding_queries_use_the_machine_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("server.db")).unwrap();
+        for sql in [
+            "SELECT COUNT(*) FROM findings WHERE machine_id = ?1 AND status = 'ACTIVE'",
+            "SELECT finding_key FROM findings WHERE machine_id = ?1 AND status != 'CLOSED'",
+        ] {
+            let plan: Vec<String> = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap().query_map(["m"], |r| r.get(3)).unwrap().map(Result::unwrap).collect();
+            assert!(plan.iter().any(|p| p.contains("findings_by_machine")), "{sql}: {plan:?}");
+        }
+    }
 }
