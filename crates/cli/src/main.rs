@@ -26,21 +26,23 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Work with package versions the way each packaging system orders them.
-    #[command(subcommand)]
-    Version(commands::version::VersionCommand),
-    /// CIS benchmark scans with SCAP Security Guide content (XCCDF 1.2 + OVAL 5.11), like OpenSCAP.
-    #[command(subcommand)]
-    Cis(commands::cis::CisCommand),
+    #[command(about = "Find vulnerable packages in a root filesystem, /, a container image or a disk image")]
+    Scan(commands::scan::ScanArgs),
+    #[command(about = "List everything installed in a target as an SBOM (CycloneDX, SPDX or JSON)")]
     Sbom(commands::sbom::SbomArgs),
     /// Build, update, inspect and search the local vulnerability database.
     #[command(subcommand)]
     Db(commands::db::DbCommand),
-    Scan(commands::scan::ScanArgs),
+    /// CIS benchmark scans with SCAP Security Guide content (XCCDF 1.2 + OVAL 5.11), like OpenSCAP.
+    #[command(subcommand)]
+    Cis(commands::cis::CisCommand),
     /// Run the fleet server (agents, agentless scans of disk images, coverage, findings).
     Server(commands::server::ServerArgs),
     /// Report this machine's inventory to a kensa server on an interval.
     Agent(commands::agent::AgentArgs),
+    /// Work with package versions the way each packaging system orders them.
+    #[command(subcommand)]
+    Version(commands::version::VersionCommand),
 }
 
 fn init_logging(verbose: u8) {
