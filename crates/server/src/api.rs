@@ -585,15 +585,14 @@ async fn get_vulnerability(State(state): State<Arc<AppState>>, headers: HeaderMa
             format!("no vulnerability database at {} yet (run `kensa db update --db {}`)", path.display(), path.display()),
         ));
     }
-    // Opening read-only per request is cheap (a file open and a schema check) and keeps the
-    // database replaceable under a running server.
+    // A pooled read-only connection (reopened when the database file is replaced).
     let id2 = id.clone();
+    let state2 = state.clone();
     let found = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<serde_json::Value>> {
-        let db = kensa_vulndb::VulnDb::open(&path)?;
-        match db.vulnerability(&id2)? {
-            Some(v) => Ok(Some(kensa_vulndb::search::search_json(&db, &v)?)),
+        state2.with_vuln_db(|db| match db.vulnerability(&id2)? {
+            Some(v) => Ok(Some(kensa_vulndb::search::search_json(db, &v)?)),
             None => Ok(None),
-        }
+        })
     })
     .await
     .map_err(ApiError::internal)??;

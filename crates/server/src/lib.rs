@@ -50,7 +50,20 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub vuln_db: PathBuf,
     pub provider: Option<Arc<dyn MachineProvider>>,
+    /// Idle read-only connections to the vulnerability database, reused so their page caches stay
+    /// warm (a fresh connection per report re-reads every index page from the file).
+    vuln_pool: Mutex<VulnPool>,
 }
+
+/// Connections are kept only while the database file keeps the stamp they were opened at.
+#[derive(Default)]
+struct VulnPool {
+    stamp: Option<(std::time::SystemTime, u64)>,
+    idle: Vec<kensa_vulndb::VulnDb>,
+}
+
+/// Idle connections kept: one per worker that matches concurrently is enough.
+const VULN_POOL_SIZE: usize = 4;
 
 /// The settings in force (defaults until an admin changes them).
 pub fn load_settings(conn: &Connection) -> Settings {
@@ -58,6 +71,30 @@ pub fn load_settings(conn: &Connection) -> Settings {
 }
 
 impl AppState {
+    /// Runs `f` with a read-only connection to the vulnerability database, from the pool when one
+    /// is idle and the file has not been replaced since it was opened.
+    pub fn with_vuln_db<T>(&self, f: impl FnOnce(&kensa_vulndb::VulnDb) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let stamp = file_stamp(&self.vuln_db);
+        let pooled = {
+            let mut pool = self.vuln_pool.lock().expect("vulnerability database pool lock poisoned");
+            if pool.stamp != stamp {
+                pool.idle.clear();
+                pool.stamp = stamp;
+            }
+            pool.idle.pop()
+        };
+        let db = match pooled {
+            Some(db) => db,
+            None => kensa_vulndb::VulnDb::open(&self.vuln_db)?,
+        };
+        let out = f(&db);
+        let mut pool = self.vuln_pool.lock().expect("vulnerability database pool lock poisoned");
+        if pool.stamp == stamp && pool.idle.len() < VULN_POOL_SIZE {
+            pool.idle.push(db);
+        }
+        out
+    }
+
     /// Re-matches one machine's stored inventory against the vulnerability database and updates
     /// its findings; returns its number of active findings. Excluded machines get none.
     pub fn rematch_machine(&self, id: &str) -> anyhow::Result<usize> {
@@ -72,8 +109,7 @@ impl AppState {
                     tracing::warn!("no vulnerability database at {}: findings cannot be computed (run `kensa db update --db {}`)", self.vuln_db.display(), self.vuln_db.display());
                     return Ok(0);
                 }
-                let db = kensa_vulndb::VulnDb::open(&self.vuln_db)?;
-                kensa_matcher::match_inventory(&db, &inv, &kensa_matcher::MatchOptions::default(), &mut |_, _| {})?.findings
+                self.with_vuln_db(|db| Ok(kensa_matcher::match_inventory(db, &inv, &kensa_matcher::MatchOptions::default(), &mut |_, _| {})?.findings))?
             }
             _ => Vec::new(),
         };
@@ -130,6 +166,7 @@ pub fn prepare(cfg: &ServerConfig) -> anyhow::Result<(Arc<AppState>, Option<Stri
         data_dir: cfg.data_dir.clone(),
         vuln_db: cfg.vuln_db.clone().unwrap_or_else(|| cfg.data_dir.join("vuln.db")),
         provider,
+        vuln_pool: Mutex::new(VulnPool::default()),
     });
     Ok((state, note))
 }
