@@ -105,6 +105,7 @@ async fn json_errors(res: Response) -> Response {
     let allow = parts.headers.get(axum::http::header::ALLOW).cloned();
     let message = match (status, &allow) {
         (StatusCode::METHOD_NOT_ALLOWED, Some(a)) => format!("method not allowed on this route (allowed: {})", a.to_str().unwrap_or("")),
+        (StatusCode::METHOD_NOT_ALLOWED, None) => "method not allowed on this route (the Allow header lists the allowed methods)".to_string(),
         _ if !text.is_empty() => text,
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };
