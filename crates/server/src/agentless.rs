@@ -2,7 +2,7 @@
 //! disk-image reader (all paths), store the inventory, release the snapshot.
 
 use crate::coverage::{is_excluded, EXCLUSION_TAG};
-use crate::provider::ProvidedMachine;
+use crate::provider::{MachineProvider, ProvidedMachine, Snapshot};
 use crate::store::{self, AgentlessError, MachineRow};
 use crate::AppState;
 
@@ -25,7 +25,7 @@ pub fn scan_machine(state: &AppState, m: &MachineRow) -> Result<usize, Agentless
             return Err(err("EXCLUDED_BY_TAG", format!("every volume's key is tagged {EXCLUSION_TAG}")));
         }
         let snapshot = provider.create_snapshot(&pm).map_err(|e| err("INTERNAL_ERROR", format!("cannot snapshot: {e:#}")))?;
-        let outcome = scan_volumes(state, m, &snapshot.volume_paths, &pm, skipped, &limits);
+        let outcome = scan_volumes(state, m, provider.as_ref(), &snapshot, &pm, skipped, &limits);
         if let Err(e) = provider.delete_snapshot(snapshot) {
             tracing::warn!("machine {}: cannot release snapshot: {e:#}", m.id);
         }
@@ -40,7 +40,8 @@ pub fn scan_machine(state: &AppState, m: &MachineRow) -> Result<usize, Agentless
 fn scan_volumes(
     state: &AppState,
     m: &MachineRow,
-    paths: &[std::path::PathBuf],
+    provider: &dyn MachineProvider,
+    snapshot: &Snapshot,
     pm: &ProvidedMachine,
     _skipped: usize,
     limits: &kensa_disk::Limits,
@@ -51,8 +52,9 @@ fn scan_volumes(
     let mut count = 0usize;
     let mut root_target = None;
     let mut problems = Vec::new();
-    for p in paths.iter().filter(|p| !excluded.contains(p.to_string_lossy().as_ref())) {
-        match kensa_disk::open_image(p, limits) {
+    for (index, p) in snapshot.volume_paths.iter().enumerate().filter(|(_, p)| !excluded.contains(p.to_string_lossy().as_ref())) {
+        let blocks = provider.read_blocks(snapshot, index).map_err(|e| err("INTERNAL_ERROR", format!("cannot read volume {}: {e:#}", p.display())))?;
+        match kensa_disk::open_block_device(blocks.device, blocks.counters, &blocks.name, limits) {
             Ok(t) => {
                 count += t.volumes.iter().filter(|v| v.fs_type.as_deref() != Some("LVM2_member")).count();
                 total += t.volumes.iter().map(|v| v.size).sum::<u64>();
@@ -85,7 +87,7 @@ fn scan_volumes(
         p.files.clear();
     }
     for note in &target.notes {
-        inv.warnings.push(kensa_inventory::Warning { cataloger: "disk".into(), path: display(paths), message: note.clone(), partial: false });
+        inv.warnings.push(kensa_inventory::Warning { cataloger: "disk".into(), path: display(&snapshot.volume_paths), message: note.clone(), partial: false });
     }
     let json = serde_json::to_vec(&inv).map_err(|e| err("INTERNAL_ERROR", e.to_string()))?;
     let sha = {

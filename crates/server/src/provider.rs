@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -22,8 +23,19 @@ pub struct ProvidedMachine {
 
 /// A snapshot taken for one agentless scan; released after the scan.
 pub struct Snapshot {
-    /// Paths of the snapshot's volume images, in the machine's volume order.
+    /// The snapshot's volumes, in the machine's volume order: image paths for the machines file;
+    /// a cloud provider would put its snapshot ids here. Only the provider interprets them.
     pub volume_paths: Vec<PathBuf>,
+}
+
+/// Block-level read access to one snapshot volume: the guest disk as a `kensa_disk` block device
+/// (partition table, LVM and filesystems are read from it by `kensa_disk::open_block_device`;
+/// nothing is mounted), plus the I/O counters the device updates.
+pub struct VolumeBlocks {
+    /// Names the volume in messages.
+    pub name: PathBuf,
+    pub device: Arc<dyn kensa_disk::block::BlockDev>,
+    pub counters: Arc<kensa_disk::block::Counters>,
 }
 
 /// What the server needs from a source of machines.
@@ -34,6 +46,10 @@ pub trait MachineProvider: Send + Sync {
     fn list(&self) -> anyhow::Result<Vec<ProvidedMachine>>;
     /// Takes a point-in-time snapshot of the machine's volumes (a no-op for image files).
     fn create_snapshot(&self, machine: &ProvidedMachine) -> anyhow::Result<Snapshot>;
+    /// Reads volume `index` of `snapshot` block by block (a cloud provider serves this from its
+    /// snapshot block API, e.g. EBS direct APIs' ListSnapshotBlocks / GetSnapshotBlock, behind a
+    /// `BlockDev` that fetches and caches blocks on demand).
+    fn read_blocks(&self, snapshot: &Snapshot, index: usize) -> anyhow::Result<VolumeBlocks>;
     /// Releases a snapshot made by `create_snapshot`.
     fn delete_snapshot(&self, snapshot: Snapshot) -> anyhow::Result<()>;
 }
@@ -129,6 +145,14 @@ impl MachineProvider for FileProvider {
         Ok(Snapshot { volume_paths: machine.volumes.iter().map(|v| PathBuf::from(&v.path)).collect() })
     }
 
+    fn read_blocks(&self, snapshot: &Snapshot, index: usize) -> anyhow::Result<VolumeBlocks> {
+        let path = snapshot.volume_paths.get(index).ok_or_else(|| anyhow::anyhow!("snapshot has no volume {index}"))?;
+        let counters = Arc::new(kensa_disk::block::Counters::default());
+        // Raw, qcow2 or VMDK, detected from content; the device presents the guest disk.
+        let (device, _format) = kensa_disk::image::open(path, counters.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(VolumeBlocks { name: path.clone(), device, counters })
+    }
+
     fn delete_snapshot(&self, _snapshot: Snapshot) -> anyhow::Result<()> {
         Ok(())
     }
@@ -164,5 +188,19 @@ id = "db-1"
         assert!(e.to_string().contains("appears twice"), "{e}");
         let e = FileProvider::parse("[[machine]]\nname = 3\n", Path::new("/"), "m.toml").unwrap_err();
         assert!(e.to_string().starts_with("m.toml:"), "{e}");
+    }
+
+    #[test]
+    fn reads_snapshot_volumes_as_block_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        std::fs::write(&image, vec![0u8; 1 << 20]).unwrap();
+        let provider = FileProvider::new(&dir.path().join("machines.toml"));
+        let snapshot = Snapshot { volume_paths: vec![image.clone(), dir.path().join("missing.img")] };
+        let blocks = provider.read_blocks(&snapshot, 0).unwrap();
+        assert_eq!((blocks.device.size(), blocks.name), (1 << 20, image));
+        let missing = provider.read_blocks(&snapshot, 1).err().unwrap().to_string();
+        assert!(missing.contains("missing.img"), "{missing}");
+        assert!(provider.read_blocks(&snapshot, 2).is_err());
     }
 }
