@@ -152,23 +152,8 @@ pub fn agentless_due(m: &MachineRow, settings: &Settings, now: i64) -> bool {
     }
 }
 
-/// Seconds since the epoch as RFC 3339 UTC.
-pub fn rfc3339(t: i64) -> String {
-    // Civil-from-days (Howard Hinnant's algorithm); avoids a date crate for one format.
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
-}
+/// Seconds since the epoch as RFC 3339 UTC (the SBOM writer's formatter: one implementation).
+pub use kensa_sbom::rfc3339;
 
 /// Coverage statistics grouped by status code and reason.
 pub fn statistics(resources: &[CoveredResource]) -> serde_json::Value {
