@@ -400,6 +400,7 @@ async fn put_inventory(State(state): State<Arc<AppState>>, headers: HeaderMap, P
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&raw))
     };
+    let sha_hex = sha.clone();
     let state2 = state.clone();
     let id2 = id.clone();
     let agent = matches!(principal, Principal::Agent { .. });
@@ -422,7 +423,7 @@ async fn put_inventory(State(state): State<Arc<AppState>>, headers: HeaderMap, P
         Err(e) => ApiError::from(e),
     })?;
     let s = crate::load_settings(&state.db.lock().expect("store lock poisoned"));
-    Ok(Json(json!({"machineId": id, "inventorySha256": sha_of(&state, &id)?, "activeFindings": findings, "config": agent_config_json(&s)})))
+    Ok(Json(json!({"machineId": id, "inventorySha256": sha_hex, "activeFindings": findings, "config": agent_config_json(&s)})))
 }
 
 #[derive(Debug)]
@@ -434,9 +435,6 @@ impl std::fmt::Display for NotFound {
 }
 impl std::error::Error for NotFound {}
 
-fn sha_of(state: &AppState, id: &str) -> ApiResult<Option<String>> {
-    Ok(store::machine(&state.db.lock().expect("store lock poisoned"), id)?.and_then(|m| m.inventory_sha256))
-}
 
 /// A machine's latest inventory (admin).
 #[utoipa::path(get, path = "/api/v1/machines/{id}/inventory", tag = "machines", params(("id" = String, Path, description = "Machine id")),
