@@ -6,9 +6,7 @@
 //! meta_bg, flex_bg, metadata_csum (checksums are not verified), fast and slow symlinks. The journal
 //! is not replayed: an image taken from a running machine reads as after a crash before recovery.
 
-use std::ffi::OsString;
 use std::io;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -104,13 +102,7 @@ pub struct Ext4Fs {
     inner: Arc<Inner>,
 }
 
-#[derive(Clone, Debug)]
-struct RawEntry {
-    name: Vec<u8>,
-    ino: u32,
-    /// Directory-entry file type (0 when the filesystem does not record it).
-    ftype: u8,
-}
+type RawEntry = crate::inode_fs::RawEntry<u32>;
 
 struct Inode {
     ino: u32,
@@ -574,59 +566,53 @@ impl Inner {
     }
 }
 
-fn not_found_ctx(e: io::Error, fs: &Inner, path: &Path) -> io::Error {
-    if e.kind() == io::ErrorKind::NotFound {
-        e
-    } else {
-        io::Error::new(e.kind(), format!("{} ({}): {e}", path.display(), fs.name))
+impl crate::inode_fs::InodeFs for Inner {
+    type Ino = u32;
+    type Inode = Inode;
+    fn fs_name(&self) -> &str {
+        &self.name
+    }
+    fn io_counters(&self) -> &Counters {
+        &self.counters
+    }
+    fn lookup_path(&self, path: &Path) -> io::Result<Inode> {
+        self.lookup(path)
+    }
+    fn inode_metadata(&self, inode: &Inode) -> Metadata {
+        self.metadata(inode)
+    }
+    fn inode_type(inode: &Inode) -> FileType {
+        inode.file_type()
+    }
+    fn read_inode(&self, ino: u32) -> io::Result<Inode> {
+        self.inode(ino)
+    }
+    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<Vec<RawEntry>>> {
+        self.list(inode)
+    }
+    fn link_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
+        self.symlink_target(inode)
+    }
+    fn open_inode(&self, inode: &Inode) -> io::Result<ExtentFile> {
+        self.file(inode)
     }
 }
 
 impl RawFs for Ext4Fs {
     fn lstat(&self, path: &Path) -> io::Result<Metadata> {
-        let i = &*self.inner;
-        let inode = i.lookup(path).map_err(|e| not_found_ctx(e, i, path))?;
-        Ok(i.metadata(&inode))
+        crate::inode_fs::lstat(&*self.inner, path)
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        let i = &*self.inner;
-        let inode = i.lookup(path).map_err(|e| not_found_ctx(e, i, path))?;
-        if inode.file_type() != FileType::Dir {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a directory", path.display())));
-        }
-        let entries = i.list(&inode).map_err(|e| not_found_ctx(e, i, path))?;
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries.iter() {
-            let file_type = match e.ftype {
-                1 => FileType::File,
-                2 => FileType::Dir,
-                7 => FileType::Symlink,
-                3..=6 => FileType::Other,
-                _ => i.inode(e.ino).map(|c| c.file_type()).map_err(|e| not_found_ctx(e, i, path))?,
-            };
-            out.push(DirEntry { name: OsString::from_vec(e.name.clone()), file_type });
-        }
-        Ok(out)
+        crate::inode_fs::read_dir(&*self.inner, path)
     }
 
     fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
-        let i = &*self.inner;
-        let inode = i.lookup(path).map_err(|e| not_found_ctx(e, i, path))?;
-        if inode.file_type() != FileType::Symlink {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a symlink", path.display())));
-        }
-        Ok(PathBuf::from(OsString::from_vec(i.symlink_target(&inode).map_err(|e| not_found_ctx(e, i, path))?)))
+        crate::inode_fs::read_link(&*self.inner, path)
     }
 
     fn open_file(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
-        let i = &*self.inner;
-        let inode = i.lookup(path).map_err(|e| not_found_ctx(e, i, path))?;
-        if inode.file_type() != FileType::File {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a regular file", path.display())));
-        }
-        i.counters.files_opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Box::new(i.file(&inode).map_err(|e| not_found_ctx(e, i, path))?))
+        crate::inode_fs::open_file(&*self.inner, path)
     }
 
     fn describe(&self) -> String {

@@ -15,6 +15,7 @@ pub mod block;
 pub mod ext4;
 pub mod extent_file;
 pub mod image;
+mod inode_fs;
 pub mod lvm;
 pub mod mount;
 pub mod partition;

@@ -1,0 +1,88 @@
+//! What ext4 and xfs share above their on-disk formats: path lookup results turned into the
+//! `kensa_fs::RawFs` operations. Each filesystem implements [`InodeFs`]; the `RawFs` methods are
+//! the generic functions here, so error context and type checks are written once.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kensa_fs::{DirEntry, FileType, Metadata, ReadSeek};
+
+use crate::block::Counters;
+use crate::extent_file::ExtentFile;
+
+/// One directory record as stored on disk.
+#[derive(Clone, Debug)]
+pub(crate) struct RawEntry<I> {
+    pub(crate) name: Vec<u8>,
+    pub(crate) ino: I,
+    /// Directory-entry file type (0 when the filesystem does not record it).
+    pub(crate) ftype: u8,
+}
+
+/// The inode-level operations of a read-only filesystem.
+pub(crate) trait InodeFs {
+    type Ino: Copy;
+    type Inode;
+    fn fs_name(&self) -> &str;
+    fn io_counters(&self) -> &Counters;
+    fn lookup_path(&self, path: &Path) -> io::Result<Self::Inode>;
+    fn inode_metadata(&self, inode: &Self::Inode) -> Metadata;
+    fn inode_type(inode: &Self::Inode) -> FileType;
+    fn read_inode(&self, ino: Self::Ino) -> io::Result<Self::Inode>;
+    fn dir_entries(&self, inode: &Self::Inode) -> io::Result<Arc<Vec<RawEntry<Self::Ino>>>>;
+    fn link_target(&self, inode: &Self::Inode) -> io::Result<Vec<u8>>;
+    fn open_inode(&self, inode: &Self::Inode) -> io::Result<ExtentFile>;
+}
+
+/// Adds the path and filesystem to an error; "not found" stays bare so callers can test for it.
+fn ctx<T: InodeFs>(e: io::Error, fs: &T, path: &Path) -> io::Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        e
+    } else {
+        io::Error::new(e.kind(), format!("{} ({}): {e}", path.display(), fs.fs_name()))
+    }
+}
+
+fn lookup_as<T: InodeFs>(fs: &T, path: &Path, want: FileType, what: &str) -> io::Result<T::Inode> {
+    let inode = fs.lookup_path(path).map_err(|e| ctx(e, fs, path))?;
+    if T::inode_type(&inode) != want {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a {what}", path.display())));
+    }
+    Ok(inode)
+}
+
+pub(crate) fn lstat<T: InodeFs>(fs: &T, path: &Path) -> io::Result<Metadata> {
+    let inode = fs.lookup_path(path).map_err(|e| ctx(e, fs, path))?;
+    Ok(fs.inode_metadata(&inode))
+}
+
+pub(crate) fn read_dir<T: InodeFs>(fs: &T, path: &Path) -> io::Result<Vec<DirEntry>> {
+    let inode = lookup_as(fs, path, FileType::Dir, "directory")?;
+    let entries = fs.dir_entries(&inode).map_err(|e| ctx(e, fs, path))?;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries.iter() {
+        let file_type = match e.ftype {
+            1 => FileType::File,
+            2 => FileType::Dir,
+            7 => FileType::Symlink,
+            3..=6 => FileType::Other,
+            _ => fs.read_inode(e.ino).map(|c| T::inode_type(&c)).map_err(|e| ctx(e, fs, path))?,
+        };
+        out.push(DirEntry { name: OsString::from_vec(e.name.clone()), file_type });
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_link<T: InodeFs>(fs: &T, path: &Path) -> io::Result<PathBuf> {
+    let inode = lookup_as(fs, path, FileType::Symlink, "symlink")?;
+    Ok(PathBuf::from(OsString::from_vec(fs.link_target(&inode).map_err(|e| ctx(e, fs, path))?)))
+}
+
+pub(crate) fn open_file<T: InodeFs>(fs: &T, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
+    let inode = lookup_as(fs, path, FileType::File, "regular file")?;
+    fs.io_counters().files_opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(Box::new(fs.open_inode(&inode).map_err(|e| ctx(e, fs, path))?))
+}
