@@ -370,7 +370,13 @@ pub fn symlink<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collecte
         }
         match root.symlink_metadata(v) {
             Ok(md) if md.is_symlink() => {
-                let canonical = root.canonicalize(v).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                // As OpenSCAP's realpath(3) inside the target: a dangling or circular link makes
+                // the object an error (never a canonical path that does not exist).
+                let canonical = match root.canonicalize(v) {
+                    Ok(p) if root.symlink_metadata(&p).is_ok() => p.to_string_lossy().into_owned(),
+                    Ok(_) => return Ok(Collected::error(format!("link target of symlink {v} does not exist"))),
+                    Err(e) => return Ok(Collected::error(format!("symlink {v}: {e}"))),
+                };
                 let mut it = Item::new();
                 it.set("filepath", v.clone()).set("canonical_path", canonical);
                 items.push(it);
