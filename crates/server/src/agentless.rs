@@ -1,9 +1,16 @@
 //! Agentless scans: snapshot a machine's volumes through its provider, read them with the
 //! disk-image reader (all paths), store the inventory, release the snapshot.
+//!
+//! Eligibility follows Inspector: volumes whose key carries the exclusion tag are neither
+//! snapshotted nor read; fewer than 8 volumes and at most 1,200 GB in all (checked before any
+//! filesystem is read); an ext3, ext4 or xfs root filesystem. The snapshot is released as soon as
+//! the volumes are read, whatever happened (errors and panics included).
+
+use std::path::PathBuf;
 
 use crate::coverage::{is_excluded, EXCLUSION_TAG};
-use crate::provider::{MachineProvider, ProvidedMachine, Snapshot};
-use crate::store::{self, AgentlessError, MachineRow};
+use crate::provider::{MachineProvider, ProvidedMachine, Snapshot, VolumeBlocks};
+use crate::store::{self, AgentlessError, MachineRow, Volume};
 use crate::AppState;
 
 fn err(reason: &str, message: impl Into<String>) -> AgentlessError {
@@ -13,67 +20,130 @@ fn err(reason: &str, message: impl Into<String>) -> AgentlessError {
 /// Scans one machine agentless. The outcome (inventory or reason) is stored; the returned error
 /// is the reason when the scan could not be done.
 pub fn scan_machine(state: &AppState, m: &MachineRow) -> Result<usize, AgentlessError> {
-    let Some(provider) = &state.provider else {
-        return Err(err("UNMANAGED_EC2_INSTANCE", "no provider can snapshot this machine"));
+    let result = match &state.provider {
+        Some(provider) => scan_with(state, provider.as_ref(), m),
+        None => Err(err("UNMANAGED_EC2_INSTANCE", "no provider can snapshot this machine (start the server with --machines)")),
     };
-    let result = (|| {
-        let pm = ProvidedMachine { id: m.id.clone(), name: m.name.clone(), tags: m.tags.clone(), volumes: m.volumes.clone() };
-        let volumes: Vec<_> = pm.volumes.iter().filter(|v| !is_excluded(&v.key_tags)).collect();
-        let skipped = pm.volumes.len() - volumes.len();
-        let limits = kensa_disk::Limits::default();
-        if volumes.is_empty() {
-            return Err(err("EXCLUDED_BY_TAG", format!("every volume's key is tagged {EXCLUSION_TAG}")));
-        }
-        let snapshot = provider.create_snapshot(&pm).map_err(|e| err("INTERNAL_ERROR", format!("cannot snapshot: {e:#}")))?;
-        let outcome = scan_volumes(state, m, provider.as_ref(), &snapshot, &pm, skipped, &limits);
-        if let Err(e) = provider.delete_snapshot(snapshot) {
-            tracing::warn!("machine {}: cannot release snapshot: {e:#}", m.id);
-        }
-        outcome
-    })();
     let conn = state.db.lock().expect("store lock poisoned");
-    let _ = store::set_agentless_result(&conn, &m.id, result.as_ref().err());
-    drop(conn);
+    if let Err(e) = store::set_agentless_result(&conn, &m.id, result.as_ref().err()) {
+        tracing::error!("machine {}: cannot record the agentless scan's outcome: {e}", m.id);
+    }
     result
 }
 
-fn scan_volumes(
-    state: &AppState,
-    m: &MachineRow,
+/// Releases the snapshot when dropped, so that no return path or panic leaks it.
+struct SnapshotGuard<'a> {
+    provider: &'a dyn MachineProvider,
+    snapshot: Option<Snapshot>,
+    machine_id: &'a str,
+}
+
+impl Drop for SnapshotGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(snapshot) = self.snapshot.take() {
+            if let Err(e) = self.provider.delete_snapshot(snapshot) {
+                tracing::warn!("machine {}: cannot release its snapshot: {e:#}", self.machine_id);
+            }
+        }
+    }
+}
+
+fn scan_with(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow) -> Result<usize, AgentlessError> {
+    let limits = kensa_disk::Limits::default();
+    let pm = ProvidedMachine { id: m.id.clone(), name: m.name.clone(), tags: m.tags.clone(), volumes: m.volumes.clone() };
+    let (excluded, volumes): (Vec<Volume>, Vec<Volume>) = m.volumes.iter().cloned().partition(|v| is_excluded(&v.key_tags));
+    if volumes.is_empty() {
+        return Err(match excluded.is_empty() {
+            true => err("UNMANAGED_EC2_INSTANCE", "the machine has no volumes to scan"),
+            false => err("EXCLUDED_BY_TAG", format!("every volume's key is tagged {EXCLUSION_TAG}")),
+        });
+    }
+    // Inspector: fewer than 8 volumes. Checked before anything is snapshotted.
+    if volumes.len() > limits.max_volumes {
+        return Err(err(
+            "AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED",
+            format!("{} volumes; agentless scanning reads at most {}", volumes.len(), limits.max_volumes),
+        ));
+    }
+    let snapshot = provider.create_snapshot(&pm, &volumes).map_err(|e| err("INTERNAL_ERROR", format!("cannot snapshot the volumes: {e:#}")))?;
+    let guard = SnapshotGuard { provider, snapshot: Some(snapshot), machine_id: &m.id };
+    let snapshot = guard.snapshot.as_ref().expect("set just above");
+    let mut inv = read_snapshot(provider, snapshot, &volumes, m, &limits)?;
+    drop(guard);
+    for v in &excluded {
+        inv.warnings.push(kensa_inventory::Warning {
+            cataloger: "disk".into(),
+            path: v.path.clone(),
+            message: format!("not scanned: its key {} is tagged {EXCLUSION_TAG}", v.key.as_deref().unwrap_or("?")),
+            partial: false,
+        });
+    }
+    let json = serde_json::to_vec(&inv).map_err(|e| err("INTERNAL_ERROR", e.to_string()))?;
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&json))
+    };
+    {
+        let mut conn = state.db.lock().expect("store lock poisoned");
+        store::put_inventory(&mut conn, &m.id, &inv, &sha, "AGENTLESS").map_err(|e| err("INTERNAL_ERROR", format!("cannot store the inventory: {e:#}")))?;
+    }
+    state.rematch_machine(&m.id).map_err(|e| err("INTERNAL_ERROR", format!("cannot match the inventory: {e:#}")))
+}
+
+/// Opens one snapshot volume: partitions, LVM and filesystems read from its blocks, the target's
+/// `format` being the container the provider decoded (qcow2, VMDK, ...), not the raw guest disk
+/// `open_block_device` sees.
+pub fn open_volume(blocks: VolumeBlocks, limits: &kensa_disk::Limits) -> Result<kensa_disk::DiskTarget, kensa_disk::DiskError> {
+    let mut target = kensa_disk::open_block_device(blocks.device, blocks.counters, &blocks.name, limits)?;
+    target.format = blocks.format;
+    Ok(target)
+}
+
+/// Reads a snapshot's volumes (all paths) into an inventory.
+fn read_snapshot(
     provider: &dyn MachineProvider,
     snapshot: &Snapshot,
-    pm: &ProvidedMachine,
-    _skipped: usize,
+    volumes: &[Volume],
+    m: &MachineRow,
     limits: &kensa_disk::Limits,
-) -> Result<usize, AgentlessError> {
-    // Volumes whose key carries the exclusion tag are not read at all.
-    let excluded: std::collections::HashSet<&str> = pm.volumes.iter().filter(|v| is_excluded(&v.key_tags)).map(|v| v.path.as_str()).collect();
-    let mut total: u64 = 0;
-    let mut count = 0usize;
-    let mut root_target = None;
+) -> Result<kensa_inventory::Inventory, AgentlessError> {
+    // Block access to every volume first, so the combined size is checked before any filesystem
+    // is read (a cloud provider's block device fetches nothing until read).
+    let mut blocks = Vec::with_capacity(volumes.len());
+    for (index, v) in volumes.iter().enumerate() {
+        let b = provider.read_blocks(snapshot, index).map_err(|e| err("INTERNAL_ERROR", format!("cannot read volume {}: {e:#}", v.path)))?;
+        blocks.push(b);
+    }
+    let total: u64 = blocks.iter().map(|b| b.device.size()).sum();
+    if total > limits.max_total_bytes {
+        return Err(err(
+            "AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED",
+            format!("the volumes hold {} bytes in all; agentless scanning reads at most {} (1,200 GB)", total, limits.max_total_bytes),
+        ));
+    }
+    let mut root = None;
+    let mut notes: Vec<(PathBuf, String)> = Vec::new();
     let mut problems = Vec::new();
-    for (index, p) in snapshot.volume_paths.iter().enumerate().filter(|(_, p)| !excluded.contains(p.to_string_lossy().as_ref())) {
-        let blocks = provider.read_blocks(snapshot, index).map_err(|e| err("INTERNAL_ERROR", format!("cannot read volume {}: {e:#}", p.display())))?;
-        match kensa_disk::open_block_device(blocks.device, blocks.counters, &blocks.name, limits) {
-            Ok(t) => {
-                count += t.volumes.iter().filter(|v| v.fs_type.as_deref() != Some("LVM2_member")).count();
-                total += t.volumes.iter().map(|v| v.size).sum::<u64>();
-                if root_target.is_none() {
-                    root_target = Some(t);
-                }
+    for b in blocks {
+        let name = b.name.clone();
+        match open_volume(b, limits) {
+            Ok(t) if root.is_none() => {
+                tracing::info!("machine {}: root filesystem on {} ({} image)", m.id, name.display(), t.format);
+                root = Some((name, t));
             }
-            Err(kensa_disk::DiskError::Ineligible { reason, .. }) => return Err(err("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", reason)),
-            Err(e @ kensa_disk::DiskError::NoRoot { .. }) => problems.push(e.to_string()),
+            Ok(t) => notes.push((name, format!("a second root filesystem ({} image); only the first volume's is scanned", t.format))),
+            Err(kensa_disk::DiskError::Ineligible { reason, .. }) => {
+                return Err(err("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", format!("{}: {reason}", name.display())))
+            }
+            Err(e @ kensa_disk::DiskError::NoRoot { .. }) => {
+                // A data volume: its filesystems are not mounted into the root's tree yet.
+                notes.push((name, "holds no root filesystem; its files are not scanned".into()));
+                problems.push(e.to_string());
+            }
             Err(e) => return Err(err("INTERNAL_ERROR", e.to_string())),
         }
     }
-    if count > limits.max_volumes {
-        return Err(err("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", format!("{count} volumes; agentless scanning reads at most {}", limits.max_volumes)));
-    }
-    if total > limits.max_total_bytes {
-        return Err(err("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", format!("{total} bytes in all; agentless scanning reads at most {}", limits.max_total_bytes)));
-    }
-    let Some(target) = root_target else {
+    let Some((root_name, target)) = root else {
         // Nothing readable: say which filesystems were found.
         return Err(err("UNSUPPORTED_OS", format!("no supported root filesystem (ext3, ext4, xfs) found: {}", problems.join("; "))));
     };
@@ -86,34 +156,27 @@ fn scan_volumes(
     for p in &mut inv.packages {
         p.files.clear();
     }
-    for note in &target.notes {
-        inv.warnings.push(kensa_inventory::Warning { cataloger: "disk".into(), path: display(&snapshot.volume_paths), message: note.clone(), partial: false });
+    let target_notes = target.notes.iter().map(|n| (root_name.clone(), n.clone()));
+    for (path, message) in target_notes.chain(notes) {
+        inv.warnings.push(kensa_inventory::Warning { cataloger: "disk".into(), path: path.display().to_string(), message, partial: false });
     }
-    let json = serde_json::to_vec(&inv).map_err(|e| err("INTERNAL_ERROR", e.to_string()))?;
-    let sha = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&json))
-    };
-    {
-        let mut conn = state.db.lock().expect("store lock poisoned");
-        store::put_inventory(&mut conn, &m.id, &inv, &sha, "AGENTLESS").map_err(|e| err("INTERNAL_ERROR", format!("{e:#}")))?;
-    }
-    state.rematch_machine(&m.id).map_err(|e| err("INTERNAL_ERROR", format!("{e:#}")))
-}
-
-fn display(paths: &[std::path::PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    Ok(inv)
 }
 
 /// Runs every agentless scan that is due. Returns how many machines were scanned.
 pub fn run_due(state: &AppState) -> usize {
     let (machines, settings) = {
         let conn = state.db.lock().expect("store lock poisoned");
-        (store::machines(&conn).unwrap_or_default(), crate::load_settings(&conn))
+        let machines = store::machines(&conn).unwrap_or_else(|e| {
+            tracing::error!("cannot list machines for agentless scans: {e}");
+            Vec::new()
+        });
+        (machines, crate::load_settings(&conn))
     };
     let now = store::now();
+    let listings = crate::coverage::listings(state.provider.as_deref(), &machines);
     let mut n = 0;
-    for m in machines.iter().filter(|m| crate::coverage::agentless_due(m, &settings, now)) {
+    for (m, _) in machines.iter().zip(listings).filter(|(m, l)| crate::coverage::agentless_due(m, *l, &settings, now)) {
         match scan_machine(state, m) {
             Ok(f) => tracing::info!("machine {}: agentless scan done ({f} active findings)", m.id),
             Err(e) => tracing::warn!("machine {}: agentless scan: {} ({})", m.id, e.reason, e.message),
@@ -123,3 +186,191 @@ pub fn run_due(state: &AppState) -> usize {
     n
 }
 
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::provider::{FileProvider, ManagedStatus};
+
+    /// The machines-file provider, counting the snapshots it creates and releases.
+    struct Counted {
+        inner: FileProvider,
+        created: AtomicUsize,
+        deleted: AtomicUsize,
+    }
+
+    impl MachineProvider for Counted {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn list(&self) -> anyhow::Result<Vec<ProvidedMachine>> {
+            self.inner.list()
+        }
+        fn managed_status(&self, id: &str) -> anyhow::Result<Option<ManagedStatus>> {
+            self.inner.managed_status(id)
+        }
+        fn create_snapshot(&self, m: &ProvidedMachine, volumes: &[Volume]) -> anyhow::Result<Snapshot> {
+            self.created.fetch_add(1, Ordering::SeqCst);
+            self.inner.create_snapshot(m, volumes)
+        }
+        fn read_blocks(&self, snapshot: &Snapshot, index: usize) -> anyhow::Result<VolumeBlocks> {
+            self.inner.read_blocks(snapshot, index)
+        }
+        fn delete_snapshot(&self, snapshot: Snapshot) -> anyhow::Result<()> {
+            self.deleted.fetch_add(1, Ordering::SeqCst);
+            self.inner.delete_snapshot(snapshot)
+        }
+    }
+
+    fn run(cmd: &mut Command) {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A Debian root with one dpkg package, as an ext4 image (`mkfs.ext4 -d`) converted to qcow2.
+    fn debian_qcow2(dir: &Path) -> PathBuf {
+        let tree = dir.join("tree");
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        std::fs::create_dir_all(tree.join("var/lib/dpkg")).unwrap();
+        std::fs::write(tree.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n").unwrap();
+        std::fs::write(
+            tree.join("var/lib/dpkg/status"),
+            "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\n",
+        )
+        .unwrap();
+        let raw = dir.join("root.img");
+        std::fs::File::create(&raw).unwrap().set_len(32 << 20).unwrap();
+        run(Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&tree).arg(&raw));
+        let qcow2 = dir.join("root.qcow2");
+        run(Command::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(&raw).arg(&qcow2));
+        qcow2
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        state: Arc<AppState>,
+        provider: Arc<Counted>,
+        qcow2: PathBuf,
+        machines_file: PathBuf,
+    }
+
+    fn fixture() -> Option<Fixture> {
+        if !kensa_testdata::require_tool("mkfs.ext4") || !kensa_testdata::require_tool("qemu-img") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let qcow2 = debian_qcow2(dir.path());
+        let machines_file = dir.path().join("machines.toml");
+        let cfg = crate::ServerConfig {
+            data_dir: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            vuln_db: Some(dir.path().join("no-vuln.db")),
+            admin_token: Some("admin-token-for-tests".into()),
+            machines_file: Some(machines_file.clone()),
+            tls: None,
+            tick: std::time::Duration::from_secs(1),
+        };
+        let (mut state, _) = crate::prepare(&cfg).unwrap();
+        let provider = Arc::new(Counted { inner: FileProvider::new(&machines_file), created: AtomicUsize::new(0), deleted: AtomicUsize::new(0) });
+        Arc::get_mut(&mut state).unwrap().provider = Some(provider.clone());
+        Some(Fixture { _dir: dir, state, provider, qcow2, machines_file })
+    }
+
+    impl Fixture {
+        /// Writes the machines file, syncs it into the store and scans machine `id`.
+        fn scan(&self, machines: &str, id: &str) -> (MachineRow, Result<usize, AgentlessError>) {
+            std::fs::write(&self.machines_file, machines).unwrap();
+            let list = self.provider.list().unwrap();
+            let m = {
+                let mut conn = self.state.db.lock().unwrap();
+                store::sync_provider_machines(&mut conn, &list).unwrap();
+                store::machine(&conn, id).unwrap().unwrap()
+            };
+            let r = scan_machine(&self.state, &m);
+            let after = store::machine(&self.state.db.lock().unwrap(), id).unwrap().unwrap();
+            (after, r)
+        }
+
+        fn snapshots(&self) -> (usize, usize) {
+            (self.provider.created.load(Ordering::SeqCst), self.provider.deleted.load(Ordering::SeqCst))
+        }
+    }
+
+    #[test]
+    fn qcow2_volume_reports_its_container_format() {
+        let Some(f) = fixture() else { return };
+        let blocks = f.provider.read_blocks(&Snapshot { volume_paths: vec![f.qcow2.clone()] }, 0).unwrap();
+        let target = open_volume(blocks, &kensa_disk::Limits::default()).unwrap();
+        assert_eq!(target.format, kensa_disk::ImageFormat::Qcow2);
+        assert!(target.volumes.iter().any(|v| v.fs_type.as_deref() == Some("ext4") && v.scanned), "{:?}", target.volumes);
+    }
+
+    #[test]
+    fn scans_a_qcow2_volume_and_skips_key_excluded_ones() {
+        let Some(f) = fixture() else { return };
+        // The excluded volume does not exist: reading it would fail the scan.
+        let machines = format!(
+            "[[machine]]\nid = \"vm\"\nvolumes = [{:?}, {{ path = \"gone.img\", key = \"k-excluded\", key_tags = {{ {EXCLUSION_TAG} = \"\" }} }}]\n",
+            f.qcow2.display().to_string()
+        );
+        let (m, r) = f.scan(&machines, "vm");
+        assert_eq!(r, Ok(0), "no vulnerability database: no findings");
+        assert_eq!((m.inventory_scan_type.as_deref(), m.os.as_ref().map(|o| o.id.as_str())), (Some("AGENTLESS"), Some("debian")));
+        assert_eq!(m.agentless_error, None);
+        assert_eq!(f.snapshots(), (1, 1));
+        let inv = store::inventory(&f.state.db.lock().unwrap(), "vm").unwrap().unwrap();
+        assert!(inv.packages.iter().any(|p| p.name == "zlib1g"), "{:?}", inv.packages);
+        let skipped = inv.warnings.iter().find(|w| w.path.ends_with("gone.img")).expect("a warning for the excluded volume");
+        assert!(skipped.message.contains("k-excluded"), "{}", skipped.message);
+
+        // Every volume excluded: nothing is snapshotted.
+        let machines = format!("[[machine]]\nid = \"vm2\"\nvolumes = [{{ path = \"gone.img\", key = \"k\", key_tags = {{ {EXCLUSION_TAG} = \"\" }} }}]\n");
+        let (m, r) = f.scan(&machines, "vm2");
+        assert_eq!(r.unwrap_err().reason, "EXCLUDED_BY_TAG");
+        assert_eq!(m.agentless_error.unwrap().reason, "EXCLUDED_BY_TAG");
+        assert_eq!(f.snapshots(), (1, 1));
+    }
+
+    #[test]
+    fn limits_and_errors_give_their_reasons_and_release_the_snapshot() {
+        let Some(f) = fixture() else { return };
+        let q = format!("{:?}", f.qcow2.display().to_string());
+
+        // 8 volumes: refused before anything is snapshotted.
+        let eight = vec![q.as_str(); 8].join(", ");
+        let (m, r) = f.scan(&format!("[[machine]]\nid = \"many\"\nvolumes = [{eight}]\n"), "many");
+        let e = r.unwrap_err();
+        assert_eq!((e.reason.as_str(), e.message.as_str()), ("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", "8 volumes; agentless scanning reads at most 7"));
+        assert_eq!(m.agentless_error, Some(e));
+        assert_eq!(f.snapshots(), (0, 0));
+
+        // Over 1,200 GB in all (a sparse raw file): refused before any filesystem is read.
+        let big = f.machines_file.with_file_name("big.img");
+        std::fs::File::create(&big).unwrap().set_len(1_200_000_000_000 - (32 << 20) + 1).unwrap();
+        let (_, r) = f.scan(&format!("[[machine]]\nid = \"big\"\nvolumes = [{q}, \"big.img\"]\n"), "big");
+        let e = r.unwrap_err();
+        assert_eq!(e.reason, "AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED");
+        assert!(e.message.contains("1200000000001 bytes"), "{}", e.message);
+        assert_eq!(f.snapshots(), (1, 1));
+
+        // A volume that cannot be read: INTERNAL_ERROR naming it; the snapshot is still released.
+        let (_, r) = f.scan(&format!("[[machine]]\nid = \"broken\"\nvolumes = [{q}, \"missing.img\"]\n"), "broken");
+        let e = r.unwrap_err();
+        assert_eq!(e.reason, "INTERNAL_ERROR");
+        assert!(e.message.starts_with("cannot read volume ") && e.message.contains("missing.img"), "{}", e.message);
+        assert_eq!(f.snapshots(), (2, 2));
+
+        // No root filesystem anywhere: UNSUPPORTED_OS saying what was found.
+        let blank = f.machines_file.with_file_name("blank.img");
+        std::fs::File::create(&blank).unwrap().set_len(8 << 20).unwrap();
+        let (_, r) = f.scan("[[machine]]\nid = \"blank\"\nvolumes = [\"blank.img\"]\n", "blank");
+        let e = r.unwrap_err();
+        assert_eq!(e.reason, "UNSUPPORTED_OS");
+        assert!(e.message.contains("blank.img"), "{}", e.message);
+        assert_eq!(f.snapshots(), (3, 3));
+    }
+}

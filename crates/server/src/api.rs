@@ -506,10 +506,12 @@ struct CoverageQuery {
 }
 
 fn coverage_now(state: &AppState) -> ApiResult<Vec<coverage::CoveredResource>> {
-    let conn = state.db.lock().expect("store lock poisoned");
-    let s = crate::load_settings(&conn);
-    let now = store::now();
-    Ok(store::machines(&conn)?.iter().map(|m| coverage::evaluate(m, &s, now)).collect())
+    let (machines, s) = {
+        let conn = state.db.lock().expect("store lock poisoned");
+        (store::machines(&conn)?, crate::load_settings(&conn))
+    };
+    // The provider is asked without holding the store lock.
+    Ok(coverage::evaluate_all(state, &machines, &s, store::now()))
 }
 
 /// Coverage per machine, like Inspector's ListCoverage (admin).

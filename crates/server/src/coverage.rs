@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::provider::{MachineProvider, ManagedStatus};
 use crate::settings::{ScanMode, Settings};
 use crate::store::MachineRow;
+use crate::AppState;
 
 /// The tag whose presence (any value) excludes a machine, or a volume key, from scanning.
 pub const EXCLUSION_TAG: &str = "InspectorEc2Exclusion";
@@ -55,8 +57,58 @@ pub fn is_excluded(tags: &BTreeMap<String, String>) -> bool {
     tags.contains_key(EXCLUSION_TAG)
 }
 
-/// Decides a machine's coverage at time `now` (seconds since the epoch).
-pub fn evaluate(m: &MachineRow, settings: &Settings, now: i64) -> CoveredResource {
+/// What the machine's provider says about it now, looked up before evaluating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// The server runs without a provider (no `--machines`).
+    NoProvider,
+    /// The provider lists the machine, managed or not.
+    Listed(ManagedStatus),
+    /// The provider does not list it (removed from the machines file, or known only from its agent).
+    NotListed,
+    /// The provider could not answer (logged); decisions fall back on what the store holds.
+    Unknown,
+}
+
+/// Asks the provider about each machine. A failing provider is logged once per call, not per
+/// machine.
+pub fn listings(provider: Option<&dyn MachineProvider>, machines: &[MachineRow]) -> Vec<Listing> {
+    let Some(p) = provider else { return vec![Listing::NoProvider; machines.len()] };
+    let mut failure = None;
+    let out = machines
+        .iter()
+        .map(|m| match p.managed_status(&m.id) {
+            Ok(Some(status)) => Listing::Listed(status),
+            Ok(None) => Listing::NotListed,
+            Err(e) => {
+                failure.get_or_insert(e);
+                Listing::Unknown
+            }
+        })
+        .collect();
+    if let Some(e) = failure {
+        tracing::warn!("{}: managed status unavailable: {e:#}", p.describe());
+    }
+    out
+}
+
+/// Coverage of every machine, asking the server's provider about each.
+pub fn evaluate_all(state: &AppState, machines: &[MachineRow], settings: &Settings, now: i64) -> Vec<CoveredResource> {
+    let listings = listings(state.provider.as_deref(), machines);
+    machines.iter().zip(listings).map(|(m, l)| evaluate(m, l, settings, now)).collect()
+}
+
+/// Whether an agentless scan can cover the machine: hybrid mode, volumes, and a provider that
+/// still lists it (or could not say).
+fn agentless_path(m: &MachineRow, listing: Listing, settings: &Settings) -> bool {
+    settings.scan_mode == ScanMode::Hybrid && !m.volumes.is_empty() && matches!(listing, Listing::Listed(_) | Listing::Unknown)
+}
+
+/// Decides a machine's coverage at time `now` (seconds since the epoch), as Inspector does: an
+/// agent that reports wins; otherwise (no agent, or a stale one) HYBRID mode scans the volumes
+/// agentless; otherwise the machine is not covered, with `NO_INVENTORY` when it is managed (an
+/// agent is expected) and `UNMANAGED_EC2_INSTANCE` when it is not.
+pub fn evaluate(m: &MachineRow, listing: Listing, settings: &Settings, now: i64) -> CoveredResource {
     let mut out = CoveredResource {
         resource_id: m.id.clone(),
         resource_type: "MACHINE",
@@ -64,7 +116,7 @@ pub fn evaluate(m: &MachineRow, settings: &Settings, now: i64) -> CoveredResourc
         scan_type: None,
         scan_mode: None,
         scan_status: status("INACTIVE", "NO_INVENTORY", None),
-        last_scanned_at: m.inventory_at.map(rfc3339),
+        last_scanned_at: m.matched_at.map(rfc3339),
         tags: m.tags.clone(),
         os: m.os.clone(),
     };
@@ -74,7 +126,7 @@ pub fn evaluate(m: &MachineRow, settings: &Settings, now: i64) -> CoveredResourc
     }
     let stale_after = i64::from(settings.stale_after_seconds);
     let agent_fresh = m.agent_last_seen.map(|t| now - t <= stale_after);
-    let hybrid_possible = settings.scan_mode == ScanMode::Hybrid && !m.volumes.is_empty();
+    let agentless = agentless_path(m, listing, settings);
     let inventory_is_agentless = m.inventory_scan_type.as_deref() == Some("AGENTLESS");
 
     match agent_fresh {
@@ -83,6 +135,8 @@ pub fn evaluate(m: &MachineRow, settings: &Settings, now: i64) -> CoveredResourc
             out.scan_type = Some("AGENT");
             out.scan_status = match (&m.inventory_at, &m.os) {
                 (None, _) => status("ACTIVE", "PENDING_INITIAL_SCAN", None),
+                // Stored, waiting for the background matcher.
+                _ if m.matched_at.is_none() => status("ACTIVE", "PENDING_INITIAL_SCAN", Some("inventory received; matching it".into())),
                 (Some(_), Some(os)) if !os_supported(os) => {
                     status("INACTIVE", "UNSUPPORTED_OS", Some(format!("no vulnerability data for OS {} {}", os.id, os.version_id)))
                 }
@@ -95,18 +149,38 @@ pub fn evaluate(m: &MachineRow, settings: &Settings, now: i64) -> CoveredResourc
             }
             out
         }
-        Some(false) if !hybrid_possible => {
+        Some(false) if !agentless => {
             out.scan_type = Some("AGENT");
             out.scan_mode = Some("AGENT_BASED");
             let since = m.agent_last_seen.map(rfc3339).unwrap_or_default();
             out.scan_status = status("INACTIVE", "STALE_INVENTORY", Some(format!("the agent has not reported since {since}")));
             out
         }
-        _ if settings.scan_mode == ScanMode::AgentBased || m.volumes.is_empty() => {
-            out.scan_status = status("INACTIVE", "UNMANAGED_EC2_INSTANCE", Some("no agent reports for this machine and it has no volumes for agentless scanning".into()));
-            if settings.scan_mode == ScanMode::AgentBased && !m.volumes.is_empty() {
-                out.scan_status.message = Some("no agent reports for this machine and the scan mode is AGENT_BASED".into());
+        None if listing == Listing::NotListed && m.origin == "provider" => {
+            out.scan_status = status("INACTIVE", "RESOURCE_TERMINATED", Some("the provider no longer lists this machine".into()));
+            out
+        }
+        None if !agentless => {
+            if listing == Listing::Listed(ManagedStatus::Managed) {
+                // Inspector: SSM-managed but no inventory collected yet.
+                out.scan_mode = Some("AGENT_BASED");
+                out.scan_status = status(
+                    "INACTIVE",
+                    "NO_INVENTORY",
+                    Some("the machine is managed (an agent is expected) but no agent has reported; enroll it with `kensa agent --enroll-token`".into()),
+                );
+                return out;
             }
+            let why = if m.volumes.is_empty() {
+                "it has no volumes for agentless scanning"
+            } else if settings.scan_mode == ScanMode::AgentBased {
+                "the scan mode is AGENT_BASED"
+            } else if listing == Listing::NoProvider {
+                "no provider is configured to snapshot its volumes (start the server with --machines)"
+            } else {
+                "the provider no longer lists it for agentless scanning"
+            };
+            out.scan_status = status("INACTIVE", "UNMANAGED_EC2_INSTANCE", Some(format!("no agent reports for this machine and {why}")));
             out
         }
         _ => {
@@ -125,6 +199,8 @@ pub fn evaluate(m: &MachineRow, settings: &Settings, now: i64) -> CoveredResourc
                 out.scan_status = status("ACTIVE", "PENDING_INITIAL_SCAN", None);
                 if m.agent_last_seen.is_some() {
                     out.scan_status.message = Some("the agent's inventory is stale; an agentless scan is pending".into());
+                } else if listing == Listing::Listed(ManagedStatus::Managed) {
+                    out.scan_status.message = Some("managed, but no agent has reported yet; an agentless scan is pending".into());
                 }
             }
             out
@@ -132,16 +208,23 @@ pub fn evaluate(m: &MachineRow, settings: &Settings, now: i64) -> CoveredResourc
     }
 }
 
+/// A failed agentless scan is retried after at most this long (Inspector looks for newly eligible
+/// instances hourly), so a fixed volume or machines file does not wait a whole interval.
+pub const AGENTLESS_RETRY_SECONDS: i64 = 3600;
+
 /// Whether the scheduler should scan this machine agentless now.
-pub fn agentless_due(m: &MachineRow, settings: &Settings, now: i64) -> bool {
-    if settings.scan_mode != ScanMode::Hybrid || m.volumes.is_empty() || is_excluded(&m.tags) {
+pub fn agentless_due(m: &MachineRow, listing: Listing, settings: &Settings, now: i64) -> bool {
+    if !agentless_path(m, listing, settings) || is_excluded(&m.tags) {
         return false;
     }
     let stale_after = i64::from(settings.stale_after_seconds);
     if m.agent_last_seen.is_some_and(|t| now - t <= stale_after) {
         return false;
     }
-    let interval = i64::from(settings.agentless_interval_hours) * 3600;
+    let mut interval = i64::from(settings.agentless_interval_hours) * 3600;
+    if m.agentless_error.is_some() {
+        interval = interval.min(AGENTLESS_RETRY_SECONDS);
+    }
     match m.agentless_attempt_at {
         None => true,
         Some(t) => {
@@ -190,48 +273,131 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 
+    fn reason(m: &MachineRow, l: Listing, s: &Settings, now: i64) -> String {
+        evaluate(m, l, s, now).scan_status.reason
+    }
+
     #[test]
     fn decisions() {
         let s = Settings::default();
         let now = 1_000_000;
         let mut m = machine();
         m.agent_last_seen = Some(now - 60);
-        assert_eq!(evaluate(&m, &s, now).scan_status.reason, "PENDING_INITIAL_SCAN");
+        assert_eq!(reason(&m, Listing::NotListed, &s, now), "PENDING_INITIAL_SCAN");
         m.inventory_at = Some(now - 60);
+        m.matched_at = Some(now - 60);
         m.inventory_scan_type = Some("AGENT".into());
         m.os = debian();
-        let c = evaluate(&m, &s, now);
+        let c = evaluate(&m, Listing::NotListed, &s, now);
         assert_eq!((c.scan_type, c.scan_status.reason.as_str()), (Some("AGENT"), "SUCCESSFUL"));
+        // An agent that reports wins over a provider that says unmanaged.
+        assert_eq!(reason(&m, Listing::Listed(ManagedStatus::Unmanaged), &s, now), "SUCCESSFUL");
         // Stale without volumes.
         let late = now + 91 * 60;
-        assert_eq!(evaluate(&m, &s, late).scan_status.reason, "STALE_INVENTORY");
-        // Stale with volumes: agentless takes over.
+        assert_eq!(reason(&m, Listing::NotListed, &s, late), "STALE_INVENTORY");
+        // Stale with volumes: agentless takes over while the provider lists the machine.
         m.volumes = vol();
-        assert!(agentless_due(&m, &s, late));
-        assert_eq!(evaluate(&m, &s, late).scan_mode, Some("AGENTLESS"));
+        let listed = Listing::Listed(ManagedStatus::Unmanaged);
+        assert!(agentless_due(&m, listed, &s, late));
+        assert_eq!(evaluate(&m, listed, &s, late).scan_mode, Some("AGENTLESS"));
+        // Volumes the provider no longer lists are not scanned.
+        assert!(!agentless_due(&m, Listing::NotListed, &s, late));
+        assert!(!agentless_due(&m, Listing::NoProvider, &s, late));
+        assert_eq!(reason(&m, Listing::NotListed, &s, late), "STALE_INVENTORY");
         m.inventory_scan_type = Some("AGENTLESS".into());
         m.agentless_attempt_at = Some(late);
-        let c = evaluate(&m, &s, late + 1);
+        let c = evaluate(&m, listed, &s, late + 1);
         assert_eq!((c.scan_type, c.scan_status.reason.as_str()), (Some("AGENTLESS"), "SUCCESSFUL"));
+        assert!(!agentless_due(&m, listed, &s, late + 23 * 3600));
+        assert!(agentless_due(&m, listed, &s, late + 24 * 3600));
         // Excluded wins over everything.
         m.tags.insert(EXCLUSION_TAG.into(), String::new());
-        assert_eq!(evaluate(&m, &s, late).scan_status.reason, "EXCLUDED_BY_TAG");
-        assert!(!agentless_due(&m, &s, late));
+        assert_eq!(reason(&m, listed, &s, late), "EXCLUDED_BY_TAG");
+        assert!(!agentless_due(&m, listed, &s, late));
     }
 
     #[test]
     fn unmanaged_and_errors() {
         let s = Settings::default();
+        let unmanaged = Listing::Listed(ManagedStatus::Unmanaged);
         let mut m = machine();
         m.origin = "provider".into();
-        assert_eq!(evaluate(&m, &s, 10).scan_status.reason, "UNMANAGED_EC2_INSTANCE");
+        assert_eq!(reason(&m, unmanaged, &s, 10), "UNMANAGED_EC2_INSTANCE");
         m.volumes = vol();
-        assert_eq!(evaluate(&m, &s, 10).scan_status.reason, "PENDING_INITIAL_SCAN");
+        assert_eq!(reason(&m, unmanaged, &s, 10), "PENDING_INITIAL_SCAN");
+        // A provider that cannot answer does not stop agentless scans of the stored volumes.
+        assert!(agentless_due(&m, Listing::Unknown, &s, 10));
         m.agentless_error = Some(AgentlessError { reason: "AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED".into(), message: "9 volumes".into() });
-        let c = evaluate(&m, &s, 10);
+        m.agentless_attempt_at = Some(10);
+        let c = evaluate(&m, unmanaged, &s, 10);
         assert_eq!((c.scan_status.status_code, c.scan_status.reason.as_str()), ("INACTIVE", "AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED"));
+        // A failed scan is retried within the hour, not after the 24-hour interval.
+        assert!(!agentless_due(&m, unmanaged, &s, 10 + AGENTLESS_RETRY_SECONDS - 1));
+        assert!(agentless_due(&m, unmanaged, &s, 10 + AGENTLESS_RETRY_SECONDS));
         let agent_only = Settings { scan_mode: ScanMode::AgentBased, ..Settings::default() };
         m.agentless_error = None;
-        assert_eq!(evaluate(&m, &agent_only, 10).scan_status.reason, "UNMANAGED_EC2_INSTANCE");
+        let c = evaluate(&m, unmanaged, &agent_only, 10);
+        assert_eq!(c.scan_status.reason, "UNMANAGED_EC2_INSTANCE");
+        assert!(c.scan_status.message.unwrap().contains("AGENT_BASED"));
+        let c = evaluate(&m, Listing::NoProvider, &s, 10);
+        assert_eq!(c.scan_status.reason, "UNMANAGED_EC2_INSTANCE");
+        assert!(c.scan_status.message.unwrap().contains("--machines"));
+    }
+
+    /// Inspector: an SSM-managed instance without inventory is NO_INVENTORY; an unmanaged one is
+    /// UNMANAGED_EC2_INSTANCE. In HYBRID mode both are scanned agentless when they have volumes.
+    #[test]
+    fn managed_status_decides_the_reason_without_agent_or_agentless_path() {
+        let s = Settings::default();
+        let agent_only = Settings { scan_mode: ScanMode::AgentBased, ..Settings::default() };
+        let (managed, unmanaged) = (Listing::Listed(ManagedStatus::Managed), Listing::Listed(ManagedStatus::Unmanaged));
+        let mut m = machine();
+        m.origin = "provider".into();
+        let c = evaluate(&m, managed, &s, 10);
+        assert_eq!((c.scan_status.status_code, c.scan_status.reason.as_str(), c.scan_mode), ("INACTIVE", "NO_INVENTORY", Some("AGENT_BASED")));
+        assert!(c.scan_status.message.unwrap().contains("kensa agent"));
+        assert_eq!(reason(&m, unmanaged, &s, 10), "UNMANAGED_EC2_INSTANCE");
+        m.volumes = vol();
+        assert_eq!(reason(&m, managed, &agent_only, 10), "NO_INVENTORY");
+        assert_eq!(reason(&m, unmanaged, &agent_only, 10), "UNMANAGED_EC2_INSTANCE");
+        for listing in [managed, unmanaged] {
+            let c = evaluate(&m, listing, &s, 10);
+            assert_eq!((c.scan_mode, c.scan_status.reason.as_str()), (Some("AGENTLESS"), "PENDING_INITIAL_SCAN"), "{listing:?}");
+            assert!(agentless_due(&m, listing, &s, 10));
+        }
+        // Once its agent reports, the machine is agent-covered whatever the provider said.
+        m.agent_last_seen = Some(5);
+        let c = evaluate(&m, unmanaged, &agent_only, 10);
+        assert_eq!((c.scan_type, c.scan_status.reason.as_str()), (Some("AGENT"), "PENDING_INITIAL_SCAN"));
+    }
+
+    /// A provider machine that is no longer listed is RESOURCE_TERMINATED and no longer scanned;
+    /// an agent machine the provider does not know is unaffected.
+    #[test]
+    fn removed_provider_machines_are_terminated() {
+        let s = Settings::default();
+        let mut m = machine();
+        m.origin = "provider".into();
+        m.volumes = vol();
+        let c = evaluate(&m, Listing::NotListed, &s, 10);
+        assert_eq!((c.scan_status.status_code, c.scan_status.reason.as_str()), ("INACTIVE", "RESOURCE_TERMINATED"));
+        assert!(!agentless_due(&m, Listing::NotListed, &s, 10));
+        let mut a = machine();
+        a.agent_last_seen = Some(5);
+        assert_eq!(reason(&a, Listing::NotListed, &s, 10), "PENDING_INITIAL_SCAN");
+    }
+
+    #[test]
+    fn listings_ask_the_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("machines.toml");
+        std::fs::write(&path, "[[machine]]\nid = \"a\"\nmanaged = true\n[[machine]]\nid = \"b\"\n").unwrap();
+        let provider = crate::provider::FileProvider::new(&path);
+        let rows: Vec<MachineRow> = ["a", "b", "c"].iter().map(|id| MachineRow { id: id.to_string(), ..Default::default() }).collect();
+        let got = listings(Some(&provider), &rows);
+        assert_eq!(got, [Listing::Listed(ManagedStatus::Managed), Listing::Listed(ManagedStatus::Unmanaged), Listing::NotListed]);
+        assert_eq!(listings(None, &rows), [Listing::NoProvider; 3]);
+        let missing = crate::provider::FileProvider::new(dir.path().join("missing.toml"));
+        assert_eq!(listings(Some(&missing), &rows), [Listing::Unknown; 3]);
     }
 }

@@ -1,14 +1,14 @@
 //! Machine providers: where machines that have no agent come from, and how their volumes are read.
 //!
-//! The interface is shaped for a cloud provider later (list machines with tags and managed status,
+//! The interface is shaped for a cloud provider later (list machines with tags, managed status,
 //! create a snapshot, read its blocks, delete it). Provider 1 is a TOML file (`--machines FILE`)
 //! whose volumes are disk images or snapshot files on local disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::Volume;
 
@@ -21,10 +21,25 @@ pub struct ProvidedMachine {
     pub volumes: Vec<Volume>,
 }
 
+/// Whether a machine is set up to run an agent, as Inspector asks Systems Manager whether an
+/// instance is SSM-managed. It decides the reason a machine nobody scans gets: a managed machine
+/// whose agent has not reported yet has `NO_INVENTORY`, an unmanaged one `UNMANAGED_EC2_INSTANCE`.
+/// An agent that reports makes a machine managed whatever the provider says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ManagedStatus {
+    /// An agent is installed (or being rolled out) and expected to report.
+    Managed,
+    /// No agent: only an agentless scan can cover the machine.
+    Unmanaged,
+}
+
 /// A snapshot taken for one agentless scan; released after the scan.
+#[derive(Debug)]
 pub struct Snapshot {
-    /// The snapshot's volumes, in the machine's volume order: image paths for the machines file;
-    /// a cloud provider would put its snapshot ids here. Only the provider interprets them.
+    /// The snapshot's volumes, in the order of the volumes passed to `create_snapshot`: image paths
+    /// for the machines file; a cloud provider would put its snapshot ids here. Only the provider
+    /// interprets them.
     pub volume_paths: Vec<PathBuf>,
 }
 
@@ -36,6 +51,10 @@ pub struct VolumeBlocks {
     pub name: PathBuf,
     pub device: Arc<dyn kensa_disk::block::BlockDev>,
     pub counters: Arc<kensa_disk::block::Counters>,
+    /// The container the guest disk was decoded from (qcow2, VMDK, VHD; `Raw` when the blocks are
+    /// the disk itself, as a cloud snapshot block API serves them). `device` already presents the
+    /// guest disk: this is for reporting.
+    pub format: kensa_disk::ImageFormat,
 }
 
 /// What the server needs from a source of machines.
@@ -44,8 +63,14 @@ pub trait MachineProvider: Send + Sync {
     fn describe(&self) -> String;
     /// The machines as the provider knows them now.
     fn list(&self) -> anyhow::Result<Vec<ProvidedMachine>>;
-    /// Takes a point-in-time snapshot of the machine's volumes (a no-op for image files).
-    fn create_snapshot(&self, machine: &ProvidedMachine) -> anyhow::Result<Snapshot>;
+    /// Whether `machine_id` is set up for an agent (a cloud provider asks its fleet manager, e.g.
+    /// SSM DescribeInstanceInformation). `None` when the provider does not list the machine (it
+    /// was removed, or it is known only from its agent). Called for every machine on each coverage
+    /// request: implementations answer from a cache.
+    fn managed_status(&self, machine_id: &str) -> anyhow::Result<Option<ManagedStatus>>;
+    /// Takes a point-in-time snapshot of `volumes`, some or all of the machine's (a no-op for
+    /// image files). Volumes excluded from scanning are never passed.
+    fn create_snapshot(&self, machine: &ProvidedMachine, volumes: &[Volume]) -> anyhow::Result<Snapshot>;
     /// Reads volume `index` of `snapshot` block by block (a cloud provider serves this from its
     /// snapshot block API, e.g. EBS direct APIs' ListSnapshotBlocks / GetSnapshotBlock, behind a
     /// `BlockDev` that fetches and caches blocks on demand).
@@ -70,28 +95,79 @@ struct MachineEntry {
     tags: BTreeMap<String, String>,
     #[serde(default)]
     volumes: Vec<VolumeEntry>,
+    /// Absent: unmanaged (no agent is known to be installed).
+    managed: Option<bool>,
+}
+
+/// A volume: a path string, or a table with the key that encrypts it and the key's tags.
+struct VolumeEntry {
+    path: String,
+    key: Option<String>,
+    key_tags: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum VolumeEntry {
-    Path(String),
-    Table {
-        path: String,
-        key: Option<String>,
-        #[serde(default)]
-        key_tags: BTreeMap<String, String>,
-    },
+#[serde(deny_unknown_fields)]
+struct VolumeTable {
+    path: String,
+    key: Option<String>,
+    #[serde(default)]
+    key_tags: BTreeMap<String, String>,
 }
 
-/// Provider 1: a TOML file of `[[machine]]` tables, re-read when it changes.
+// Written out rather than `#[serde(untagged)]`, whose error ("did not match any variant") names
+// neither the accepted shapes nor the misspelt field.
+impl<'de> Deserialize<'de> for VolumeEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(path) => Ok(VolumeEntry { path, key: None, key_tags: BTreeMap::new() }),
+            table @ toml::Value::Table(_) => {
+                let t = VolumeTable::deserialize(table).map_err(|e| D::Error::custom(format!("volume table: {}", e.message())))?;
+                Ok(VolumeEntry { path: t.path, key: t.key, key_tags: t.key_tags })
+            }
+            other => Err(D::Error::custom(format!("a volume is a path string or a table {{ path, key, key_tags }}, not a {}", other.type_str()))),
+        }
+    }
+}
+
+/// When the machines file was last changed, as far as `stat` tells: a new stamp means re-read.
+/// The inode catches editors that save by renaming a new file over the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+    inode: u64,
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::metadata(path)?;
+        Ok(FileStamp { modified: md.modified().ok(), len: md.len(), inode: md.ino(), ctime: (md.ctime(), md.ctime_nsec()) })
+    }
+}
+
+/// The last good parse of the machines file.
+struct Loaded {
+    stamp: FileStamp,
+    machines: Arc<Vec<ProvidedMachine>>,
+    managed: Arc<HashMap<String, ManagedStatus>>,
+}
+
+/// Provider 1: a TOML file of `[[machine]]` tables, re-read when it changes (size, modification
+/// time or inode), parsed once per change.
 pub struct FileProvider {
     path: PathBuf,
+    loaded: Mutex<Option<Loaded>>,
 }
+
+type Parsed = (Arc<Vec<ProvidedMachine>>, Arc<HashMap<String, ManagedStatus>>);
 
 impl FileProvider {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileProvider { path: path.into() }
+        FileProvider { path: path.into(), loaded: Mutex::new(None) }
     }
 
     pub fn path(&self) -> &Path {
@@ -99,9 +175,10 @@ impl FileProvider {
     }
 
     /// Parses the file's text; relative volume paths are relative to the file's directory.
-    pub fn parse(text: &str, base: &Path, origin: &str) -> anyhow::Result<Vec<ProvidedMachine>> {
+    /// Errors start with `origin` and name the machine.
+    pub fn parse(text: &str, base: &Path, origin: &str) -> anyhow::Result<Vec<(ProvidedMachine, ManagedStatus)>> {
         let file: MachinesFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut out = Vec::new();
         for (i, m) in file.machine.into_iter().enumerate() {
             if m.id.trim().is_empty() || m.id.len() > 256 || m.id.contains('/') {
@@ -110,22 +187,47 @@ impl FileProvider {
             if !seen.insert(m.id.clone()) {
                 anyhow::bail!("{origin}: machine id {:?} appears twice", m.id);
             }
-            let volumes = m
-                .volumes
-                .into_iter()
-                .map(|v| {
-                    let (path, key, key_tags) = match v {
-                        VolumeEntry::Path(p) => (p, None, BTreeMap::new()),
-                        VolumeEntry::Table { path, key, key_tags } => (path, key, key_tags),
-                    };
-                    let p = Path::new(&path);
-                    let abs = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-                    Volume { path: abs.to_string_lossy().into_owned(), key, key_tags }
-                })
-                .collect();
-            out.push(ProvidedMachine { id: m.id, name: m.name, tags: m.tags, volumes });
+            let mut volumes = Vec::new();
+            for (j, v) in m.volumes.into_iter().enumerate() {
+                let which = || format!("{origin}: machine {:?}, volume #{}", m.id, j + 1);
+                if v.path.trim().is_empty() {
+                    anyhow::bail!("{}: empty path", which());
+                }
+                if v.key.is_none() && !v.key_tags.is_empty() {
+                    anyhow::bail!("{}: key_tags are the tags of the volume's key; give the key too (key = \"...\")", which());
+                }
+                let p = Path::new(&v.path);
+                let abs = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+                volumes.push(Volume { path: abs.to_string_lossy().into_owned(), key: v.key, key_tags: v.key_tags });
+            }
+            let managed = if m.managed == Some(true) { ManagedStatus::Managed } else { ManagedStatus::Unmanaged };
+            out.push((ProvidedMachine { id: m.id, name: m.name, tags: m.tags, volumes }, managed));
         }
         Ok(out)
+    }
+
+    /// The file's machines, re-read only when its stamp changed. A file that cannot be read or
+    /// parsed is an error; the last good version stays cached.
+    fn load(&self) -> anyhow::Result<Parsed> {
+        let origin = self.path.display().to_string();
+        let stamp = FileStamp::of(&self.path).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        if let Some(l) = &*self.loaded.lock().expect("machines file cache lock poisoned") {
+            if l.stamp == stamp {
+                return Ok((l.machines.clone(), l.managed.clone()));
+            }
+        }
+        let text = std::fs::read_to_string(&self.path).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let parsed = Self::parse(&text, base, &origin)?;
+        let managed: HashMap<_, _> = parsed.iter().map(|(m, s)| (m.id.clone(), *s)).collect();
+        let machines: Vec<_> = parsed.into_iter().map(|(m, _)| m).collect();
+        let (machines, managed) = (Arc::new(machines), Arc::new(managed));
+        *self.loaded.lock().expect("machines file cache lock poisoned") = Some(Loaded { stamp, machines: machines.clone(), managed: managed.clone() });
+        Ok((machines, managed))
+    }
+
+    fn last_good(&self) -> Option<Parsed> {
+        self.loaded.lock().expect("machines file cache lock poisoned").as_ref().map(|l| (l.machines.clone(), l.managed.clone()))
     }
 }
 
@@ -135,22 +237,30 @@ impl MachineProvider for FileProvider {
     }
 
     fn list(&self) -> anyhow::Result<Vec<ProvidedMachine>> {
-        let text = std::fs::read_to_string(&self.path).map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
-        let base = self.path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base, &self.path.display().to_string())
+        Ok(self.load()?.0.as_ref().clone())
     }
 
-    fn create_snapshot(&self, machine: &ProvidedMachine) -> anyhow::Result<Snapshot> {
+    fn managed_status(&self, machine_id: &str) -> anyhow::Result<Option<ManagedStatus>> {
+        // A broken file keeps answering from its last good version, as `list` callers keep the
+        // last good machine list.
+        let (_, managed) = match self.load() {
+            Ok(p) => p,
+            Err(e) => self.last_good().ok_or(e)?,
+        };
+        Ok(managed.get(machine_id).copied())
+    }
+
+    fn create_snapshot(&self, _machine: &ProvidedMachine, volumes: &[Volume]) -> anyhow::Result<Snapshot> {
         // Image files are already point-in-time copies: the snapshot is the list of files.
-        Ok(Snapshot { volume_paths: machine.volumes.iter().map(|v| PathBuf::from(&v.path)).collect() })
+        Ok(Snapshot { volume_paths: volumes.iter().map(|v| PathBuf::from(&v.path)).collect() })
     }
 
     fn read_blocks(&self, snapshot: &Snapshot, index: usize) -> anyhow::Result<VolumeBlocks> {
         let path = snapshot.volume_paths.get(index).ok_or_else(|| anyhow::anyhow!("snapshot has no volume {index}"))?;
         let counters = Arc::new(kensa_disk::block::Counters::default());
-        // Raw, qcow2 or VMDK, detected from content; the device presents the guest disk.
-        let (device, _format) = kensa_disk::image::open(path, counters.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(VolumeBlocks { name: path.clone(), device, counters })
+        // Raw, qcow2, VMDK or VHD, detected from content; the device presents the guest disk.
+        let (device, format) = kensa_disk::image::open(path, counters.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(VolumeBlocks { name: path.clone(), device, counters, format })
     }
 
     fn delete_snapshot(&self, _snapshot: Snapshot) -> anyhow::Result<()> {
@@ -162,6 +272,10 @@ impl MachineProvider for FileProvider {
 mod tests {
     use super::*;
 
+    fn machines(parsed: Vec<(ProvidedMachine, ManagedStatus)>) -> Vec<ProvidedMachine> {
+        parsed.into_iter().map(|(m, _)| m).collect()
+    }
+
     #[test]
     fn parses_machines_file() {
         let text = r#"
@@ -169,13 +283,20 @@ mod tests {
 id = "web-1"
 name = "web one"
 tags = { env = "prod" }
+managed = true
 volumes = ["disks/web1.qcow2", { path = "/abs/data.img", key = "k1", key_tags = { InspectorEc2Exclusion = "" } }]
 
 [[machine]]
 id = "db-1"
+managed = false
+
+[[machine]]
+id = "cache-1"
 "#;
-        let m = FileProvider::parse(text, Path::new("/etc/kensa"), "machines.toml").unwrap();
-        assert_eq!(m.len(), 2);
+        let parsed = FileProvider::parse(text, Path::new("/etc/kensa"), "machines.toml").unwrap();
+        let status: Vec<_> = parsed.iter().map(|(m, s)| (m.id.as_str(), *s)).collect();
+        assert_eq!(status, [("web-1", ManagedStatus::Managed), ("db-1", ManagedStatus::Unmanaged), ("cache-1", ManagedStatus::Unmanaged)]);
+        let m = machines(parsed);
         assert_eq!(m[0].volumes[0].path, "/etc/kensa/disks/web1.qcow2");
         assert_eq!(m[0].volumes[1].key.as_deref(), Some("k1"));
         assert!(m[0].volumes[1].key_tags.contains_key("InspectorEc2Exclusion"));
@@ -184,10 +305,51 @@ id = "db-1"
 
     #[test]
     fn rejects_bad_files_with_location() {
-        let e = FileProvider::parse("[[machine]]\nid = \"a\"\n[[machine]]\nid = \"a\"\n", Path::new("/"), "m.toml").unwrap_err();
-        assert!(e.to_string().contains("appears twice"), "{e}");
-        let e = FileProvider::parse("[[machine]]\nname = 3\n", Path::new("/"), "m.toml").unwrap_err();
-        assert!(e.to_string().starts_with("m.toml:"), "{e}");
+        let cases = [
+            ("[[machine]]\nid = \"a\"\n[[machine]]\nid = \"a\"\n", "appears twice"),
+            ("[[machine]]\nname = 3\n", "m.toml:"),
+            ("[[machine]]\nid = \"a\"\nmanaged = \"yes\"\n", "managed"),
+            ("[[machine]]\nid = \"a\"\nvolumes = [{ path = \"x.img\", kye_tags = {} }]\n", "unknown field `kye_tags`"),
+            ("[[machine]]\nid = \"a\"\nvolumes = [3]\n", "a volume is a path string or a table"),
+            ("[[machine]]\nid = \"a\"\nvolumes = [\"\"]\n", "machine \"a\", volume #1: empty path"),
+            ("[[machine]]\nid = \"a\"\nvolumes = [{ path = \"x.img\", key_tags = { t = \"\" } }]\n", "give the key too"),
+            ("[[machine]]\nid = \"a/b\"\n", "invalid id"),
+        ];
+        for (text, want) in cases {
+            let e = FileProvider::parse(text, Path::new("/"), "m.toml").unwrap_err().to_string();
+            assert!(e.starts_with("m.toml:") && e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    /// The file is re-read when it changes; a broken edit keeps the last good answers for managed
+    /// status while `list` reports the error.
+    #[test]
+    fn rereads_the_file_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("machines.toml");
+        std::fs::write(&path, "[[machine]]\nid = \"a\"\nmanaged = true\n").unwrap();
+        let provider = FileProvider::new(&path);
+        assert_eq!(provider.list().unwrap().len(), 1);
+        assert_eq!(provider.managed_status("a").unwrap(), Some(ManagedStatus::Managed));
+        assert_eq!(provider.managed_status("b").unwrap(), None, "not listed");
+
+        // Saved by renaming a new file over the old one, as many editors do.
+        let new = dir.path().join("machines.toml.new");
+        std::fs::write(&new, "[[machine]]\nid = \"a\"\n[[machine]]\nid = \"b\"\nmanaged = true\n").unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        assert_eq!(provider.list().unwrap().iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(provider.managed_status("a").unwrap(), Some(ManagedStatus::Unmanaged));
+        assert_eq!(provider.managed_status("b").unwrap(), Some(ManagedStatus::Managed));
+
+        std::fs::write(&path, "[[machine]]\nid = \n").unwrap();
+        let e = provider.list().unwrap_err().to_string();
+        assert!(e.contains("machines.toml"), "{e}");
+        assert_eq!(provider.managed_status("b").unwrap(), Some(ManagedStatus::Managed), "last good version");
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(provider.list().is_err());
+        let fresh = FileProvider::new(&path);
+        assert!(fresh.managed_status("a").is_err(), "no good version to fall back on");
     }
 
     #[test]
@@ -195,12 +357,27 @@ id = "db-1"
         let dir = tempfile::tempdir().unwrap();
         let image = dir.path().join("disk.img");
         std::fs::write(&image, vec![0u8; 1 << 20]).unwrap();
-        let provider = FileProvider::new(&dir.path().join("machines.toml"));
+        let provider = FileProvider::new(dir.path().join("machines.toml"));
         let snapshot = Snapshot { volume_paths: vec![image.clone(), dir.path().join("missing.img")] };
         let blocks = provider.read_blocks(&snapshot, 0).unwrap();
-        assert_eq!((blocks.device.size(), blocks.name), (1 << 20, image));
+        assert_eq!((blocks.device.size(), blocks.name, blocks.format), (1 << 20, image, kensa_disk::ImageFormat::Raw));
         let missing = provider.read_blocks(&snapshot, 1).err().unwrap().to_string();
         assert!(missing.contains("missing.img"), "{missing}");
         assert!(provider.read_blocks(&snapshot, 2).is_err());
+    }
+
+    /// A qcow2 volume is read as the guest disk it holds and reported as qcow2.
+    #[test]
+    fn reports_the_container_format_of_a_qcow2_volume() {
+        if !kensa_testdata::require_tool("qemu-img") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let qcow2 = dir.path().join("disk.qcow2");
+        let out = std::process::Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&qcow2).arg("64M").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let provider = FileProvider::new(dir.path().join("machines.toml"));
+        let blocks = provider.read_blocks(&Snapshot { volume_paths: vec![qcow2] }, 0).unwrap();
+        assert_eq!((blocks.format, blocks.device.size()), (kensa_disk::ImageFormat::Qcow2, 64 << 20));
     }
 }
