@@ -49,9 +49,21 @@ pub struct Report {
     pub started_at: String,
     pub ended_at: String,
     pub rules: Vec<RuleReport>,
+    /// The XCCDF default model's score (urn:xccdf:scoring:default), as `scores[0]`.
     pub score: f64,
+    /// The score under each XCCDF 1.2 scoring model (§7.3): default, flat, flat-unweighted,
+    /// absolute.
+    pub scores: Vec<Score>,
     /// Count per result value.
     pub summary: std::collections::BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Score {
+    /// Scoring model URI, e.g. `urn:xccdf:scoring:flat`.
+    pub system: String,
+    pub score: f64,
+    pub maximum: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +81,11 @@ pub struct RuleReport {
     pub result: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub rationale: String,
+    /// The rule's check has `multi-check="true"` without a definition name: `checks` holds one
+    /// entry per OVAL definition of the referenced document (OpenSCAP writes one rule-result per
+    /// definition), in OpenSCAP's order; `result` is the first one's, the result OpenSCAP scores.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub multi_check: bool,
     pub checks: Vec<CheckReport>,
 }
 
@@ -324,11 +341,15 @@ pub fn scan_with(ds: &DataStream, opts: &ScanOptions, ctx: &ProbeContext) -> Res
         let refine = profile.refine_rules.get(&rule.id);
         let severity = refine.and_then(|r| r.severity.clone()).unwrap_or_else(|| rule.severity.clone());
         let role = refine.and_then(|r| r.role.clone()).unwrap_or_else(|| rule.role.clone());
-        let mut report = RuleReport { rule_id: rule.id.clone(), title: rule.title.clone(), severity, result: String::new(), rationale: rule.rationale.clone(), checks: Vec::new() };
+        // Scores use the rule's own weight, not a refine-rule weight: OpenSCAP 1.3 does the same (it
+        // writes the refined weight into rule-result but scores with the rule's), and a score
+        // that differs from the reference scanner's for the same content would only confuse.
+        let weight = rule.weight;
+        let mut report = RuleReport { rule_id: rule.id.clone(), title: rule.title.clone(), severity, result: String::new(), rationale: rule.rationale.clone(), multi_check: false, checks: Vec::new() };
         if !selected[ri] {
             report.result = "notselected".into();
             report.rationale.clear();
-            rules.push((report, rule.weight, role));
+            rules.push((report, weight, role));
             continue;
         }
         // Applicability: the benchmark, every ancestor group and the rule itself.
@@ -351,23 +372,25 @@ pub fn scan_with(ds: &DataStream, opts: &ScanOptions, ctx: &ProbeContext) -> Res
         }
         if !applies {
             report.result = "notapplicable".into();
-            rules.push((report, rule.weight, role));
+            rules.push((report, weight, role));
             continue;
         }
         if role == "unchecked" {
             report.result = "notchecked".into();
-            rules.push((report, rule.weight, role));
+            rules.push((report, weight, role));
             continue;
         }
         let selector = refine.and_then(|r| r.selector.clone()).unwrap_or_default();
-        let result = eval_checks(&mut run, &rule.checks, &selector, &value_of, max_items, &mut report.checks);
+        let (result, multi) = eval_checks(&mut run, &rule.checks, &selector, &value_of, max_items, &mut report.checks);
+        report.multi_check = multi;
         // An unscored rule reports its check as informational (XCCDF 1.2 role="unscored").
         let result = if role == "unscored" && matches!(result, "pass" | "fail") { "informational" } else { result };
         report.result = result.to_string();
-        rules.push((report, rule.weight, role));
+        rules.push((report, weight, role));
     }
 
-    let score = default_score(&bm, &rules);
+    let scores = scores(&bm, &rules);
+    let score = scores[0].score;
     let mut summary = std::collections::BTreeMap::new();
     for (r, _, _) in &rules {
         *summary.entry(r.result.clone()).or_insert(0) += 1;
@@ -381,31 +404,40 @@ pub fn scan_with(ds: &DataStream, opts: &ScanOptions, ctx: &ProbeContext) -> Res
         ended_at: now_rfc3339(),
         rules: rules.into_iter().map(|(r, _, _)| r).collect(),
         score,
+        scores,
         summary,
     })
 }
 
 /// Evaluates a rule's checks: the first OVAL check (honouring a refine-rule selector; a
-/// complex-check when present), OCIL-only rules are `notchecked`.
-fn eval_checks(run: &mut Run, checks: &[CheckTree], selector: &str, value_of: &dyn Fn(&str) -> Option<String>, max_items: usize, out: &mut Vec<CheckReport>) -> &'static str {
+/// complex-check when present), OCIL-only rules are `notchecked`. Also says whether the check
+/// was a multi-check (one result per OVAL definition).
+fn eval_checks(run: &mut Run, checks: &[CheckTree], selector: &str, value_of: &dyn Fn(&str) -> Option<String>, max_items: usize, out: &mut Vec<CheckReport>) -> (&'static str, bool) {
     if let Some(cx) = checks.iter().find(|c| matches!(c, CheckTree::Complex { .. })) {
-        return eval_tree(run, cx, value_of, max_items, out);
+        // multi-check is ignored inside a complex-check (XCCDF 1.2 §7.2.3.5.3).
+        return (eval_tree(run, cx, value_of, max_items, out, false), false);
     }
     let candidates: Vec<&CheckTree> = checks.iter().filter(|c| matches!(c, CheckTree::Check(ch) if ch.selector == selector)).collect();
     let candidates = if candidates.is_empty() { checks.iter().filter(|c| matches!(c, CheckTree::Check(ch) if ch.selector.is_empty())).collect() } else { candidates };
     if let Some(c) = candidates.iter().find(|c| matches!(c, CheckTree::Check(ch) if ch.system == OVAL_SYSTEM)) {
-        return eval_tree(run, c, value_of, max_items, out);
+        let multi = matches!(c, CheckTree::Check(ch) if ch.multi_check && ch.refs.iter().any(|r| r.name.is_none()));
+        let before = out.len();
+        let r = eval_tree(run, c, value_of, max_items, out, true);
+        // A multi-check that resolved to its OVAL document yields one result per definition.
+        let multi = multi && out[before..].iter().all(|c| c.definition.is_some()) && out.len() > before;
+        return (r, multi);
     }
     if let Some(CheckTree::Check(c)) = candidates.iter().find(|c| matches!(c, CheckTree::Check(ch) if ch.system == OCIL_SYSTEM)) {
         out.push(CheckReport { system: c.system.clone(), href: c.refs.first().map(|r| r.href.clone()).unwrap_or_default(), definition: c.refs.first().and_then(|r| r.name.clone()), definition_title: None, result: "notchecked".into(), exports: vec![], tests: vec![] });
     }
-    "notchecked"
+    ("notchecked", false)
 }
 
-fn eval_tree(run: &mut Run, t: &CheckTree, value_of: &dyn Fn(&str) -> Option<String>, max_items: usize, out: &mut Vec<CheckReport>) -> &'static str {
+/// `top_level`: the check is the rule's own (not inside a complex-check), where multi-check applies.
+fn eval_tree(run: &mut Run, t: &CheckTree, value_of: &dyn Fn(&str) -> Option<String>, max_items: usize, out: &mut Vec<CheckReport>, top_level: bool) -> &'static str {
     match t {
         CheckTree::Complex { operator_and, negate, children } => {
-            let rs: Vec<&'static str> = children.iter().map(|c| eval_tree(run, c, value_of, max_items, out)).collect();
+            let rs: Vec<&'static str> = children.iter().map(|c| eval_tree(run, c, value_of, max_items, out, false)).collect();
             negate_result(combine_xccdf(*operator_and, &rs), *negate)
         }
         CheckTree::Check(c) => {
@@ -436,9 +468,17 @@ fn eval_tree(run: &mut Run, t: &CheckTree, value_of: &dyn Fn(&str) -> Option<Str
                         exports.push((value_id.clone(), v));
                     }
                 }
+                let multi = top_level && c.multi_check && cref.name.is_none();
                 let defs: Vec<String> = match &cref.name {
                     Some(n) => vec![n.clone()],
-                    // No name: every definition of the component (AND, or one result each with multi-check).
+                    // No name: every definition of the component, ANDed (XCCDF 1.2 §7.2.3.5.3);
+                    // with multi-check, one result each, in the order OpenSCAP reports them
+                    // (definition ids descending, byte-wise).
+                    None if multi => {
+                        let mut d = ev.doc_definitions();
+                        d.sort_unstable_by(|a, b| b.cmp(a));
+                        d
+                    }
                     None => ev.doc_definitions(),
                 };
                 let mut rs = Vec::new();
@@ -464,7 +504,9 @@ fn eval_tree(run: &mut Run, t: &CheckTree, value_of: &dyn Fn(&str) -> Option<Str
                     out.push(CheckReport { system: c.system.clone(), href: cref.href.clone(), definition: Some(d.clone()), definition_title: ev.definition_title(d), result: xr.to_string(), exports: exports.clone(), tests });
                     rs.push(xr);
                 }
-                results.push(combine_xccdf(true, &rs));
+                // multi-check: the rule's result is the first rule-result OpenSCAP writes, which is
+                // also the one its scoring reads.
+                results.push(if multi { rs.first().copied().unwrap_or("unknown") } else { combine_xccdf(true, &rs) });
                 // The first check-content-ref that resolves is the one used (XCCDF 1.2 §7.2.3.5).
                 break;
             }
@@ -508,6 +550,49 @@ fn combine_xccdf(and: bool, rs: &[&'static str]) -> &'static str {
     }
 }
 
+pub const SCORING_DEFAULT: &str = "urn:xccdf:scoring:default";
+pub const SCORING_FLAT: &str = "urn:xccdf:scoring:flat";
+pub const SCORING_FLAT_UNWEIGHTED: &str = "urn:xccdf:scoring:flat-unweighted";
+pub const SCORING_ABSOLUTE: &str = "urn:xccdf:scoring:absolute";
+
+/// Whether a rule result counts in scoring, and as a pass (XCCDF 1.2 §7.3: pass/fixed score;
+/// fail/error/unknown count against; other results and unscored rules do not count).
+fn scored(result: &str, role: &str) -> Option<bool> {
+    if role == "unscored" {
+        return None;
+    }
+    match result {
+        "pass" | "fixed" => Some(true),
+        "fail" | "error" | "unknown" => Some(false),
+        _ => None,
+    }
+}
+
+/// Scores under the four XCCDF 1.2 models (§7.3), rounded to 1/100 like the default score has
+/// always been; `[0]` is the default model.
+fn scores(bm: &Benchmark, rules: &[(RuleReport, f64, String)]) -> Vec<Score> {
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let (mut flat, mut flat_max, mut unweighted, mut unweighted_max) = (0.0, 0.0, 0.0, 0.0);
+    for (r, w, role) in rules {
+        if let Some(pass) = scored(&r.result, role) {
+            flat_max += w;
+            unweighted_max += 1.0;
+            if pass {
+                flat += w;
+                unweighted += 1.0;
+            }
+        }
+    }
+    let absolute = if flat == flat_max { 1.0 } else { 0.0 };
+    vec![
+        Score { system: SCORING_DEFAULT.into(), score: default_score(bm, rules), maximum: 100.0 },
+        Score { system: SCORING_FLAT.into(), score: round(flat), maximum: round(flat_max) },
+        Score { system: SCORING_FLAT_UNWEIGHTED.into(), score: unweighted, maximum: unweighted_max },
+        // 1 when every counted rule passed; the maximum is the flat model's, as OpenSCAP writes it.
+        Score { system: SCORING_ABSOLUTE.into(), score: absolute, maximum: round(flat_max) },
+    ]
+}
+
 /// The XCCDF default scoring model (urn:xccdf:scoring:default): rules score 100 on pass/fixed and
 /// 0 on fail/error/unknown; rules with other results do not count. A group's score is the
 /// weighted mean of its counted children; the benchmark's likewise.
@@ -519,13 +604,10 @@ fn default_score(bm: &Benchmark, rules: &[(RuleReport, f64, String)]) -> f64 {
         for &(is_rule, i) in items {
             let (score, weight) = if is_rule {
                 let (r, w, role) = &rules[i];
-                if role == "unscored" {
-                    continue;
-                }
-                match r.result.as_str() {
-                    "pass" | "fixed" => (100.0, *w),
-                    "fail" | "error" | "unknown" => (0.0, *w),
-                    _ => continue,
+                match scored(&r.result, role) {
+                    Some(true) => (100.0, *w),
+                    Some(false) => (0.0, *w),
+                    None => continue,
                 }
             } else {
                 match node(bm, rules, &bm.groups[i].items) {

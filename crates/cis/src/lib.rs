@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod datetime;
 pub mod engine;
 pub mod oval;
 pub mod probes;
@@ -19,7 +20,7 @@ pub mod value;
 pub mod xccdf;
 pub mod xml;
 
-pub use engine::{list_profiles, scan, BenchmarkInfo, CheckReport, ProfileInfo, Report, RuleReport, ScanOptions};
+pub use engine::{list_profiles, scan, BenchmarkInfo, CheckReport, ProfileInfo, Report, RuleReport, ScanOptions, Score};
 pub use xccdf::DataStream;
 
 /// Errors that stop a scan as a whole (bad content, unknown profile). Problems inside one rule

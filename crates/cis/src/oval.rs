@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
+use crate::datetime;
 use crate::probes::{self, ProbeContext};
 use crate::value;
 use crate::xml::Node;
@@ -775,31 +776,32 @@ impl<'a, 'c> Evaluator<'a, 'c> {
                 subs(self)?.into_iter().flatten().map(|v| glob_to_regex(&v, glob_noescape)).collect()
             }
             "time_difference" => {
-                // Seconds between two times (or between now and one time). kensa reads the
-                // `seconds_since_epoch` format (what SSG uses: file m_time); others are an error.
+                // Seconds between two date-times: first minus second, or now minus the one
+                // given (OVAL 5.11; formats and OpenSCAP's differences in crate::datetime).
                 let f1 = c.attr("format_1").unwrap_or("year_month_day");
                 let f2 = c.attr("format_2").unwrap_or("year_month_day");
-                let parse = |fmt: &str, v: &str| -> Result<i64, String> {
-                    match fmt {
-                        "seconds_since_epoch" => value::parse_int(v),
-                        other => Err(format!("time_difference: time format {other:?} is not supported")),
-                    }
-                };
                 let parts = subs(self)?;
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+                let mut out = Vec::new();
                 match parts.as_slice() {
-                    [one] => one.iter().map(|v| parse(f2, v).map(|t| (now - t).to_string())).collect::<Result<_, _>>()?,
+                    [one] => {
+                        for v in one {
+                            out.push((now - datetime::parse(f2, v)?).to_string());
+                        }
+                    }
                     [a, b] => {
-                        let mut out = Vec::new();
                         for x in a {
                             for y in b {
-                                out.push((parse(f2, y)? - parse(f1, x)?).to_string());
+                                out.push((datetime::parse(f1, x)? - datetime::parse(f2, y)?).to_string());
+                                if out.len() > 100_000 {
+                                    return Err("time_difference: too many values".into());
+                                }
                             }
                         }
-                        out
                     }
                     _ => return Err("time_difference takes one or two components".into()),
                 }
+                out
             }
             other => return Err(format!("unknown variable component <{other}>")),
         })

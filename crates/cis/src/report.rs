@@ -18,6 +18,10 @@ pub fn table(r: &Report) -> String {
     }
     let counts: Vec<String> = r.summary.iter().filter(|(k, _)| *k != "notselected").map(|(k, v)| format!("{k}={v}")).collect();
     let _ = writeln!(s, "\n{}\nscore {:.2}", counts.join(" "), r.score);
+    let others: Vec<String> = r.scores.iter().skip(1).map(|x| format!("{} {}/{}", x.system.trim_start_matches("urn:xccdf:scoring:"), x.score, x.maximum)).collect();
+    if !others.is_empty() {
+        let _ = writeln!(s, "({})", others.join(", "));
+    }
     s
 }
 
