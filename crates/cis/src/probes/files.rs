@@ -158,7 +158,8 @@ fn locations<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Vec<(Strin
     if let Some(fp) = spec(ev, obj, "filepath")? {
         if fp.is_equals() {
             for v in &fp.values {
-                if root.symlink_metadata(v).is_ok() {
+                // A filepath names a file: OpenSCAP never collects a directory (nor a link to one).
+                if root.symlink_metadata(v).is_ok() && !root.is_dir(v) {
                     let (d, n) = split_path(v);
                     out.push((d, Some(n)));
                 }
@@ -230,14 +231,15 @@ fn locations<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Vec<(Strin
     }
     dirs.sort();
     dirs.dedup();
-    // 3. the files in them
+    // 3. the files in them; with a filename, directories are not items (OpenSCAP's oval_fts
+    // collects only non-directory entries then; a symlink to a directory is an item).
     for d in dirs {
         match &filename {
             None => out.push((d, None)),
             Some(f) if f.nil => out.push((d, None)),
             Some(f) if f.is_equals() => {
                 for v in &f.values {
-                    if root.symlink_metadata(join(&d, v)).is_ok() {
+                    if root.symlink_metadata(join(&d, v)).is_ok_and(|m| !m.is_dir()) {
                         out.push((d.clone(), Some(v.clone())));
                     }
                 }
@@ -246,7 +248,7 @@ fn locations<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Vec<(Strin
                 if let Ok(entries) = root.read_dir(&d) {
                     for e in entries {
                         let name = e.name.to_string_lossy().into_owned();
-                        if f.matches(&name)? {
+                        if e.file_type != FileType::Dir && f.matches(&name)? {
                             out.push((d.clone(), Some(name)));
                         }
                     }
