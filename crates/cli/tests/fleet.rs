@@ -162,6 +162,10 @@ volumes = ["vm-excluded.img"]
 [[machine]]
 id = "vm-vfat"
 volumes = ["vm-vfat.img"]
+
+[[machine]]
+id = "vm-managed"
+managed = true
 "#;
     write(&machines, machines_v1);
     let port = free_port();
@@ -226,13 +230,15 @@ volumes = ["vm-vfat.img"]
 
     wait_for("coverage of all machines", Duration::from_secs(60), || {
         let c = coverage(&s);
-        let got: Vec<_> = ["host-a", "host-b", "vm-c", "vm-excluded", "vm-vfat"].iter().map(|id| status_of(&c, id)).collect();
+        let got: Vec<_> = ["host-a", "host-b", "vm-c", "vm-excluded", "vm-vfat", "vm-managed"].iter().map(|id| status_of(&c, id)).collect();
         let want = vec![
             ("AGENT".into(), "ACTIVE".into(), "SUCCESSFUL".into()),
             ("AGENT".into(), "ACTIVE".into(), "SUCCESSFUL".into()),
             ("AGENTLESS".into(), "ACTIVE".into(), "SUCCESSFUL".into()),
             ("null".into(), "INACTIVE".into(), "EXCLUDED_BY_TAG".into()),
             ("null".into(), "INACTIVE".into(), "UNSUPPORTED_OS".into()),
+            // Managed (an agent is expected) but none reported and no volumes: Inspector's NO_INVENTORY.
+            ("null".into(), "INACTIVE".into(), "NO_INVENTORY".into()),
         ];
         if got == want { Ok(()) } else { Err(format!("{got:?}")) }
     });
@@ -271,17 +277,20 @@ volumes = ["vm-vfat.img"]
         if has_requests_finding(&s, "host-a", "CLOSED") && !has_requests_finding(&s, "host-a", "ACTIVE") { Ok(()) } else { Err("still active".into()) }
     });
 
-    // host-b gets a snapshot source (the machines file is re-read when it changes).
-    write(&machines, &format!("{machines_v1}\n[[machine]]\nid = \"host-b\"\nvolumes = [\"host-b.img\"]\n"));
+    // host-b gets a snapshot source and vm-vfat is removed (the machines file is re-read when it changes).
+    let machines_v2 = machines_v1.replace("[[machine]]\nid = \"vm-vfat\"\nvolumes = [\"vm-vfat.img\"]\n", "");
+    assert_ne!(machines_v2, machines_v1);
+    write(&machines, &format!("{machines_v2}\n[[machine]]\nid = \"host-b\"\nvolumes = [\"host-b.img\"]\n"));
     // Both agents stop reporting: host-a (no volumes) goes stale, host-b is taken over agentless.
     wait_for("stale and agentless takeover", Duration::from_secs(60), || {
         let c = coverage(&s);
         let a = status_of(&c, "host-a");
         let b = status_of(&c, "host-b");
-        if a.2 == "STALE_INVENTORY" && b == ("AGENTLESS".into(), "ACTIVE".into(), "SUCCESSFUL".into()) {
+        let vfat = status_of(&c, "vm-vfat");
+        if a.2 == "STALE_INVENTORY" && b == ("AGENTLESS".into(), "ACTIVE".into(), "SUCCESSFUL".into()) && vfat.2 == "RESOURCE_TERMINATED" {
             Ok(())
         } else {
-            Err(format!("host-a {a:?}, host-b {b:?}"))
+            Err(format!("host-a {a:?}, host-b {b:?}, vm-vfat {vfat:?}"))
         }
     });
     assert!(has_requests_finding(&s, "host-b", "ACTIVE"), "host-b's agentless inventory still has requests");
@@ -289,7 +298,7 @@ volumes = ["vm-vfat.img"]
     // Statistics group by status and reason.
     let (st, stats) = call("GET", &format!("{}/api/v1/coverage/statistics", s.url), Some(ADMIN), None);
     assert_eq!(st, 200);
-    assert_eq!(stats["totalCounts"], 5);
+    assert_eq!(stats["totalCounts"], 6);
 
     // SBOM export of a machine.
     let (st, sbom) = call("GET", &format!("{}/api/v1/machines/vm-c/sbom?format=cyclonedx-json", s.url), Some(ADMIN), None);
