@@ -387,54 +387,40 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<u8>> {
 }
 
 /// Stores a machine's inventory (kensa's inventory JSON, optionally `Content-Encoding: gzip`) and
-/// matches it at once (admin, or that machine's agent).
+/// queues it for matching (admin, or that machine's agent). The answer comes once the inventory
+/// is durably stored; findings follow when the background matcher has matched it (coverage says
+/// PENDING_INITIAL_SCAN until a machine's first match).
 #[utoipa::path(put, path = "/api/v1/machines/{id}/inventory", tag = "machines", params(("id" = String, Path, description = "Machine id")),
     request_body(content = serde_json::Value, description = "kensa inventory JSON (`kensa inventory --format json`)", content_type = "application/json"),
-    responses((status = 200, description = "`{\"machineId\", \"inventorySha256\", \"activeFindings\", \"config\"}`", body = serde_json::Value), (status = 400, description = "Invalid input (ValidationException)", body = ErrorBody), (status = 401, description = "No, malformed or unknown token", body = ErrorBody), (status = 403, description = "The token may not do this", body = ErrorBody), (status = 404, description = "No such resource", body = ErrorBody), (status = 413, description = "Body too large", body = ErrorBody), (status = 415, description = "Body is not application/json", body = ErrorBody)))]
+    responses((status = 200, description = "`{\"machineId\", \"inventorySha256\", \"matchQueued\": true, \"config\"}`", body = serde_json::Value), (status = 400, description = "Invalid input (ValidationException)", body = ErrorBody), (status = 401, description = "No, malformed or unknown token", body = ErrorBody), (status = 403, description = "The token may not do this", body = ErrorBody), (status = 404, description = "No such resource", body = ErrorBody), (status = 413, description = "Body too large", body = ErrorBody), (status = 415, description = "Body is not application/json", body = ErrorBody)))]
 async fn put_inventory(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<serde_json::Value>> {
     let principal = require_machine_writer(&state, &headers, &id)?;
     require_json(&headers)?;
-    let raw = decode_body(&headers, &body)?;
-    let inv: kensa_inventory::Inventory = parse_json(&raw)?;
-    let sha = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(&raw))
-    };
-    let sha_hex = sha.clone();
+    let agent = matches!(principal, Principal::Agent { .. });
     let state2 = state.clone();
     let id2 = id.clone();
-    let agent = matches!(principal, Principal::Agent { .. });
-    let findings = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+    // Decoding, parsing and re-encoding run off the async threads and outside the store lock; the
+    // lock covers only the one write transaction.
+    let (sha, settings) = tokio::task::spawn_blocking(move || -> ApiResult<(String, Settings)> {
+        let raw = decode_body(&headers, &body)?;
+        let inv: kensa_inventory::Inventory = parse_json(&raw)?;
+        let sha = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&raw))
+        };
+        let encoded = store::EncodedInventory::new(&inv).map_err(ApiError::internal)?;
         let mut conn = state2.db.lock().expect("store lock poisoned");
-        if store::machine(&conn, &id2)?.is_none() {
-            anyhow::bail!(NotFound(format!("no machine {id2}")));
-        }
-        if agent {
-            store::touch_agent(&conn, &id2)?;
-        }
-        store::put_inventory(&mut conn, &id2, &inv, &sha, "AGENT")?;
-        drop(conn);
-        state2.rematch_machine(&id2)
+        store::put_encoded_inventory(&mut conn, &id2, &encoded, &sha, "AGENT", agent).map_err(|e| match e.downcast::<store::UnknownMachine>() {
+            Ok(m) => ApiError::not_found(m.to_string()),
+            Err(e) => ApiError::from(e),
+        })?;
+        Ok((sha, crate::load_settings(&conn)))
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| match e.downcast::<NotFound>() {
-        Ok(NotFound(m)) => ApiError::not_found(m),
-        Err(e) => ApiError::from(e),
-    })?;
-    let s = crate::load_settings(&state.db.lock().expect("store lock poisoned"));
-    Ok(Json(json!({"machineId": id, "inventorySha256": sha_hex, "activeFindings": findings, "config": agent_config_json(&s)})))
+    .map_err(ApiError::internal)??;
+    state.enqueue_match(&id);
+    Ok(Json(json!({"machineId": id, "inventorySha256": sha, "matchQueued": true, "config": agent_config_json(&settings)})))
 }
-
-#[derive(Debug)]
-struct NotFound(String);
-impl std::fmt::Display for NotFound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for NotFound {}
-
 
 /// A machine's latest inventory (admin).
 #[utoipa::path(get, path = "/api/v1/machines/{id}/inventory", tag = "machines", params(("id" = String, Path, description = "Machine id")),

@@ -26,70 +26,231 @@ fn enum_str<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
-/// Replaces the machine's open findings with `current`. Returns the number of active findings.
-pub fn apply(conn: &mut Connection, machine_id: &str, current: &[kensa_matcher::Finding]) -> rusqlite::Result<usize> {
-    let t = now();
-    let tx = conn.transaction()?;
+/// Top-level fields of a finding's JSON that belong to the machine (its package instance), plus
+/// `packageVulnerabilityDetails.vulnerablePackages`. Everything else (description, CVSS, EPSS,
+/// references, ...) describes the vulnerability and is stored once in `finding_details`.
+const MACHINE_FIELDS: &[&str] = &["title", "status", "fixAvailable", "remediation", "vendorStatus", "note"];
+const DETAILS: &str = "packageVulnerabilityDetails";
+const PACKAGES: &str = "vulnerablePackages";
+
+/// Splits a finding's JSON into its machine part and its vulnerability part (lossless: [`merge`]
+/// puts them back together).
+fn split(mut finding: Value) -> (Value, Value) {
+    let mut local = serde_json::Map::new();
+    if let Value::Object(o) = &mut finding {
+        for k in MACHINE_FIELDS {
+            if let Some(v) = o.remove(*k) {
+                local.insert((*k).to_string(), v);
+            }
+        }
+        if let Some(Value::Object(d)) = o.get_mut(DETAILS) {
+            if let Some(p) = d.remove(PACKAGES) {
+                local.insert(DETAILS.to_string(), json!({ PACKAGES: p }));
+            }
+        }
+    }
+    (Value::Object(local), finding)
+}
+
+/// Puts `overlay` into `base`, merging objects key by key.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot @ Value::Object(_)) if v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// 128 bits of SHA-256: content addresses for vulnerability details and change detection.
+fn digest(parts: &[&[u8]]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize()[..16].to_vec()
+}
+
+/// One finding ready for the store.
+struct PreparedFinding {
+    key: String,
+    vulnerability_id: String,
+    package_name: String,
+    severity: String,
+    fix_available: String,
+    status: &'static str,
+    inspector_score: Option<f64>,
+    epss_score: Option<f64>,
+    /// The machine part of its JSON.
+    local: String,
+    details_hash: Vec<u8>,
+    /// Hash of everything stored for it: unchanged rows are not rewritten.
+    content_hash: Vec<u8>,
+}
+
+/// A machine's findings serialized and hashed before the store lock is taken ([`prepare`]).
+pub struct PreparedFindings {
+    rows: Vec<PreparedFinding>,
+    /// Vulnerability parts by hash.
+    details: std::collections::HashMap<Vec<u8>, String>,
+}
+
+impl PreparedFindings {
+    pub fn active(&self) -> usize {
+        self.rows.iter().filter(|r| r.status == "ACTIVE").count()
+    }
+}
+
+/// Serializes, splits and hashes a match's findings (the first of two findings with one key wins).
+pub fn prepare(current: &[kensa_matcher::Finding]) -> PreparedFindings {
     let mut seen = std::collections::HashSet::new();
+    let mut out = PreparedFindings { rows: Vec::with_capacity(current.len()), details: Default::default() };
     for f in current {
         let key = finding_key(f);
         if !seen.insert(key.clone()) {
             continue;
         }
         let d = &f.package_vulnerability_details;
-        let pkg = d.vulnerable_packages.first().map(|p| p.name.clone()).unwrap_or_default();
-        let data = serde_json::to_string(f).unwrap_or_default();
-        let status = match enum_str(&f.status).as_str() {
-            "SUPPRESSED" => "SUPPRESSED",
-            _ => "ACTIVE",
-        };
-        let existing: Option<(String, String)> =
-            tx.query_row("SELECT status, data FROM findings WHERE machine_id = ?1 AND finding_key = ?2", params![machine_id, key], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-        match existing {
-            Some((old_status, old_data)) => {
-                let changed = old_status != status || old_data != data;
-                tx.execute(
-                    "UPDATE findings SET status = ?3, last_observed = ?4, updated = CASE WHEN ?5 THEN ?4 ELSE updated END, data = ?6,
-                     severity = ?7, fix_available = ?8, inspector_score = ?9, epss_score = ?10 WHERE machine_id = ?1 AND finding_key = ?2",
-                    params![machine_id, key, status, t, changed, data, enum_str(&f.severity), enum_str(&f.fix_available), f.inspector_score, f.epss.as_ref().map(|e| e.score)],
-                )?;
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO findings(machine_id, finding_key, vulnerability_id, package_name, severity, fix_available, status,
-                     first_observed, last_observed, updated, inspector_score, epss_score, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10, ?11)",
-                    params![
-                        machine_id,
-                        key,
-                        d.vulnerability_id,
-                        pkg,
-                        enum_str(&f.severity),
-                        enum_str(&f.fix_available),
-                        status,
-                        t,
-                        f.inspector_score,
-                        f.epss.as_ref().map(|e| e.score),
-                        data
-                    ],
-                )?;
-            }
-        }
+        let (local, details) = split(serde_json::to_value(f).unwrap_or(Value::Null));
+        let local = local.to_string();
+        let details = details.to_string();
+        let details_hash = digest(&[details.as_bytes()]);
+        let content_hash = digest(&[local.as_bytes(), &details_hash]);
+        out.details.entry(details_hash.clone()).or_insert(details);
+        out.rows.push(PreparedFinding {
+            key,
+            vulnerability_id: d.vulnerability_id.clone(),
+            package_name: d.vulnerable_packages.first().map(|p| p.name.clone()).unwrap_or_default(),
+            severity: enum_str(&f.severity),
+            fix_available: enum_str(&f.fix_available),
+            status: match enum_str(&f.status).as_str() {
+                "SUPPRESSED" => "SUPPRESSED",
+                _ => "ACTIVE",
+            },
+            inspector_score: f.inspector_score,
+            epss_score: f.epss.as_ref().map(|e| e.score),
+            local,
+            details_hash,
+            content_hash,
+        });
     }
-    // Close what is no longer observed.
-    let mut open_keys = Vec::new();
+    out
+}
+
+/// Replaces the machine's open findings with `current` (see [`store_match`]). Returns the number
+/// of active findings.
+pub fn apply(conn: &mut Connection, machine_id: &str, current: &[kensa_matcher::Finding]) -> rusqlite::Result<usize> {
+    let generation: i64 = conn.query_row("SELECT inventory_generation FROM machines WHERE id = ?1", [machine_id], |r| r.get(0)).optional()?.unwrap_or(0);
+    store_match(conn, machine_id, generation, &prepare(current))
+}
+
+/// Stores the result of matching inventory `generation` of a machine, in one transaction: new
+/// findings open, changed ones are rewritten, unchanged ones are left alone (an open finding was
+/// last observed by the machine's latest match, `machines.matched_at`), vanished ones close, and
+/// the machine's `pending_match` row goes unless a newer inventory arrived meanwhile. Returns the
+/// number of active findings.
+pub fn store_match(conn: &mut Connection, machine_id: &str, generation: i64, current: &PreparedFindings) -> rusqlite::Result<usize> {
+    let t = now();
+    let tx = conn.transaction()?;
+    let Some(previous_match) = tx.query_row("SELECT matched_at FROM machines WHERE id = ?1", [machine_id], |r| r.get::<_, Option<i64>>(0)).optional()? else {
+        // Deleted meanwhile: nothing to store.
+        return Ok(0);
+    };
+    let mut stored: std::collections::HashMap<String, (String, Option<Vec<u8>>)> = std::collections::HashMap::new();
     {
-        let mut st = tx.prepare("SELECT finding_key FROM findings WHERE machine_id = ?1 AND status != 'CLOSED'")?;
-        for k in st.query_map([machine_id], |r| r.get::<_, String>(0))? {
-            open_keys.push(k?);
+        let mut st = tx.prepare_cached("SELECT finding_key, status, content_hash FROM findings WHERE machine_id = ?1")?;
+        let rows = st.query_map([machine_id], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))))?;
+        for row in rows {
+            let (k, v) = row?;
+            stored.insert(k, v);
         }
     }
-    for k in open_keys.into_iter().filter(|k| !seen.contains(k)) {
-        tx.execute("UPDATE findings SET status = 'CLOSED', updated = ?3 WHERE machine_id = ?1 AND finding_key = ?2", params![machine_id, k, t])?;
+    {
+        let mut add_details = tx.prepare_cached("INSERT OR IGNORE INTO finding_details(hash, data) VALUES (?1, ?2)")?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO findings(machine_id, finding_key, vulnerability_id, package_name, severity, fix_available, status,
+             first_observed, last_observed, updated, inspector_score, epss_score, data, details_hash, content_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        let mut update = tx.prepare_cached(
+            "UPDATE findings SET status = ?3, last_observed = ?4, updated = ?4, severity = ?5, fix_available = ?6, inspector_score = ?7,
+             epss_score = ?8, data = ?9, details_hash = ?10, content_hash = ?11 WHERE machine_id = ?1 AND finding_key = ?2",
+        )?;
+        let mut details_written = std::collections::HashSet::new();
+        for f in &current.rows {
+            let existing = stored.get(&f.key);
+            if let Some((status, Some(hash))) = existing {
+                // `status` is part of the content, so only a CLOSED row can match and still differ.
+                if hash == &f.content_hash && status != "CLOSED" {
+                    continue;
+                }
+            }
+            if details_written.insert(&f.details_hash) {
+                add_details.execute(params![f.details_hash, current.details[&f.details_hash]])?;
+            }
+            if existing.is_some() {
+                update.execute(params![
+                    machine_id,
+                    f.key,
+                    f.status,
+                    t,
+                    f.severity,
+                    f.fix_available,
+                    f.inspector_score,
+                    f.epss_score,
+                    f.local,
+                    f.details_hash,
+                    f.content_hash
+                ])?;
+            } else {
+                insert.execute(params![
+                    machine_id,
+                    f.key,
+                    f.vulnerability_id,
+                    f.package_name,
+                    f.severity,
+                    f.fix_available,
+                    f.status,
+                    t,
+                    f.inspector_score,
+                    f.epss_score,
+                    f.local,
+                    f.details_hash,
+                    f.content_hash
+                ])?;
+            }
+        }
     }
-    let active: i64 = tx.query_row("SELECT COUNT(*) FROM findings WHERE machine_id = ?1 AND status = 'ACTIVE'", [machine_id], |r| r.get(0))?;
+    // Close what this match no longer observes, in one statement; it was last observed by the
+    // previous match.
+    let keys = serde_json::to_string(&current.rows.iter().map(|f| f.key.as_str()).collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "UPDATE findings SET status = 'CLOSED', updated = ?2, last_observed = COALESCE(?3, last_observed)
+         WHERE machine_id = ?1 AND status != 'CLOSED' AND finding_key NOT IN (SELECT value FROM json_each(?4))",
+    )?
+    .execute(params![machine_id, t, previous_match, keys])?;
+    tx.prepare_cached("UPDATE machines SET matched_at = ?2 WHERE id = ?1")?.execute(params![machine_id, t])?;
+    tx.prepare_cached("DELETE FROM pending_match WHERE machine_id = ?1 AND generation <= ?2")?.execute(params![machine_id, generation])?;
     tx.commit()?;
-    Ok(active as usize)
+    Ok(current.active())
+}
+
+/// Removes vulnerability details no finding refers to any more (after database updates changed
+/// them). Returns how many were removed.
+pub fn collect_garbage(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let tx = conn.transaction()?;
+    let n = tx.execute("DELETE FROM finding_details WHERE hash NOT IN (SELECT details_hash FROM findings WHERE details_hash IS NOT NULL)", [])?;
+    tx.commit()?;
+    Ok(n)
 }
 
 /// Filter criteria of `GET /api/v1/findings` (each optional; lists are comma-separated).
@@ -123,7 +284,8 @@ fn list(s: &Option<String>) -> Option<Vec<String>> {
 /// Runs a findings query. Errors are messages for a 400.
 pub fn query(conn: &Connection, q: &FindingQuery) -> Result<Value, String> {
     let mut sql = String::from(
-        "SELECT f.machine_id, f.status, f.first_observed, f.last_observed, f.updated, f.data, m.tags, m.name FROM findings f JOIN machines m ON m.id = f.machine_id WHERE 1=1",
+        "SELECT f.machine_id, f.status, f.first_observed, CASE WHEN f.status = 'CLOSED' THEN f.last_observed ELSE COALESCE(m.matched_at, f.last_observed) END,
+         f.updated, f.data, m.tags, m.name, f.details_hash FROM findings f JOIN machines m ON m.id = f.machine_id WHERE 1=1",
     );
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut add_in = |sql: &mut String, col: &str, vals: Vec<String>| {
@@ -168,7 +330,7 @@ pub fn query(conn: &Connection, q: &FindingQuery) -> Result<Value, String> {
         "INSPECTOR_SCORE" => "COALESCE(f.inspector_score, -1)",
         "EPSS_SCORE" => "COALESCE(f.epss_score, -1)",
         "FIRST_OBSERVED_AT" => "f.first_observed",
-        "LAST_OBSERVED_AT" => "f.last_observed",
+        "LAST_OBSERVED_AT" => "CASE WHEN f.status = 'CLOSED' THEN f.last_observed ELSE COALESCE(m.matched_at, f.last_observed) END",
         other => return Err(format!("sortBy {other:?} is not one of SEVERITY, INSPECTOR_SCORE, EPSS_SCORE, FIRST_OBSERVED_AT, LAST_OBSERVED_AT")),
     };
     let dir = match q.sort_order.as_deref().unwrap_or("DESC") {
@@ -192,14 +354,25 @@ pub fn query(conn: &Connection, q: &FindingQuery) -> Result<Value, String> {
     let mut st = conn.prepare(&sql).map_err(|e| e.to_string())?;
     let rows = st
         .query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?, r.get::<_, String>(5)?, r.get::<_, String>(6)?, r.get::<_, Option<String>>(7)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, Option<Vec<u8>>>(8)?,
+            ))
         })
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
+    let mut details: std::collections::HashMap<Vec<u8>, Value> = std::collections::HashMap::new();
     let mut skipped = 0usize;
     let mut more = false;
     for row in rows {
-        let (machine, status, first, last, updated, data, tags, name) = row.map_err(|e| e.to_string())?;
+        let (machine, status, first, last, updated, data, tags, name, details_hash) = row.map_err(|e| e.to_string())?;
         let tags: std::collections::BTreeMap<String, String> = serde_json::from_str(&tags).unwrap_or_default();
         if let Some((k, v)) = &tag_filter {
             match (tags.get(k), v) {
@@ -216,7 +389,25 @@ pub fn query(conn: &Connection, q: &FindingQuery) -> Result<Value, String> {
             more = true;
             break;
         }
-        let mut f: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        let local: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        // Rows stored before schema 3 hold the whole finding; later ones only the machine part.
+        let mut f = match details_hash {
+            Some(h) => {
+                let mut base = match details.get(&h) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let text: Option<String> =
+                            conn.query_row("SELECT data FROM finding_details WHERE hash = ?1", [&h], |r| r.get(0)).optional().map_err(|e| e.to_string())?;
+                        let v = text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_else(|| json!({}));
+                        details.insert(h, v.clone());
+                        v
+                    }
+                };
+                merge(&mut base, local);
+                base
+            }
+            None => local,
+        };
         if let Value::Object(o) = &mut f {
             o.insert("status".into(), json!(status));
             o.insert("firstObservedAt".into(), json!(rfc3339(first)));

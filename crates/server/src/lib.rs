@@ -5,6 +5,10 @@
 //! each machine's latest inventory, decides per machine whether its agent or an agentless scan of
 //! its volumes covers it (hybrid mode), matches inventories against the vulnerability database and
 //! keeps findings current — re-matching stored inventories when the database changes.
+//!
+//! A report is acknowledged once its inventory is durably stored together with a `pending_match`
+//! row; a background matcher thread (`AppState::start_matcher`) matches queued machines and writes
+//! their findings, and on start first drains whatever a crash left pending.
 
 pub mod agentless;
 pub mod api;
@@ -53,6 +57,7 @@ pub struct AppState {
     /// Idle read-only connections to the vulnerability database, reused so their page caches stay
     /// warm (a fresh connection per report re-reads every index page from the file).
     vuln_pool: Mutex<VulnPool>,
+    matcher: Matcher,
 }
 
 /// Connections are kept only while the database file keeps the stamp they were opened at.
@@ -96,41 +101,173 @@ impl AppState {
     }
 
     /// Re-matches one machine's stored inventory against the vulnerability database and updates
-    /// its findings; returns its number of active findings. Excluded machines get none.
+    /// its findings; returns its number of active findings. Excluded machines get none. Only
+    /// reading the inventory and writing the findings hold the store lock: decoding, matching and
+    /// serializing findings run without it, so reports are not held up by matching.
     pub fn rematch_machine(&self, id: &str) -> anyhow::Result<usize> {
-        let (machine, inventory) = {
+        let input = {
             let conn = self.db.lock().expect("store lock poisoned");
-            (store::machine(&conn, id)?, store::inventory(&conn, id)?)
+            store::match_input(&conn, id)?
         };
-        let Some(machine) = machine else { anyhow::bail!("no machine {id}") };
-        let current = match inventory {
-            Some(inv) if !coverage::is_excluded(&machine.tags) => {
+        let Some(input) = input else { anyhow::bail!("no machine {id}") };
+        let current = match &input.inventory {
+            Some(blob) if !coverage::is_excluded(&input.tags) => {
                 if !self.vuln_db.exists() {
                     tracing::warn!("no vulnerability database at {}: findings cannot be computed (run `kensa db update --db {}`)", self.vuln_db.display(), self.vuln_db.display());
                     return Ok(0);
                 }
+                let inv = store::decode_inventory(blob).with_context(|| format!("machine {id}: stored inventory"))?;
                 self.with_vuln_db(|db| Ok(kensa_matcher::match_inventory(db, &inv, &kensa_matcher::MatchOptions::default(), &mut |_, _| {})?.findings))?
             }
             _ => Vec::new(),
         };
+        let prepared = findings::prepare(&current);
         let mut conn = self.db.lock().expect("store lock poisoned");
-        Ok(findings::apply(&mut conn, id, &current)?)
+        Ok(findings::store_match(&mut conn, id, input.generation, &prepared)?)
     }
 
-    /// Re-matches every machine (after a database update). Returns how many were matched.
+    /// Queues every machine with an inventory for re-matching (after a database update); the
+    /// background matcher works through them after fresh reports. Returns how many were queued.
     pub fn rematch_all(&self) -> usize {
         let ids: Vec<String> = {
             let conn = self.db.lock().expect("store lock poisoned");
             store::machines(&conn).unwrap_or_default().into_iter().filter(|m| m.inventory_at.is_some()).map(|m| m.id).collect()
         };
-        let mut n = 0;
-        for id in ids {
-            match self.rematch_machine(&id) {
-                Ok(_) => n += 1,
-                Err(e) => tracing::error!("machine {id}: re-match failed: {e:#}"),
+        let mut queue = self.matcher.queue.lock().expect("match queue lock poisoned");
+        for id in &ids {
+            queue.push(id, false);
+        }
+        queue.collect_garbage = true;
+        self.matcher.wake.notify_all();
+        ids.len()
+    }
+
+    /// Queues a machine whose new inventory was just stored (its `pending_match` row is already
+    /// durable, so the queue itself may be lost in a crash).
+    pub fn enqueue_match(&self, id: &str) {
+        self.matcher.queue.lock().expect("match queue lock poisoned").push(id, true);
+        self.matcher.wake.notify_all();
+    }
+
+    /// Machines queued or being matched now.
+    pub fn match_backlog(&self) -> usize {
+        let q = self.matcher.queue.lock().expect("match queue lock poisoned");
+        q.len() + q.busy
+    }
+
+    /// Matches completed since the server started.
+    pub fn matches_done(&self) -> u64 {
+        self.matcher.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Starts the background matcher (once): it first queues every stored inventory still waiting
+    /// for a match (reports acknowledged before a crash), then matches queued machines one at a
+    /// time, fresh reports before database re-matches.
+    pub fn start_matcher(self: &Arc<Self>) -> anyhow::Result<()> {
+        if self.matcher.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let pending = store::pending_matches(&self.db.lock().expect("store lock poisoned"))?;
+        if !pending.is_empty() {
+            tracing::info!("{} stored inventories wait for matching", pending.len());
+        }
+        for id in &pending {
+            self.enqueue_match(id);
+        }
+        let state = self.clone();
+        std::thread::Builder::new().name("kensa-matcher".into()).spawn(move || state.matcher_loop()).context("cannot start the matcher thread")?;
+        Ok(())
+    }
+
+    fn matcher_loop(&self) {
+        let m = &self.matcher;
+        loop {
+            let (id, gc) = {
+                let mut q = m.queue.lock().expect("match queue lock poisoned");
+                loop {
+                    if let Some(id) = q.pop() {
+                        q.busy += 1;
+                        break (Some(id), false);
+                    }
+                    if q.collect_garbage {
+                        q.collect_garbage = false;
+                        break (None, true);
+                    }
+                    q = m.wake.wait(q).expect("match queue lock poisoned");
+                }
+            };
+            if gc {
+                // After a database re-match drained: drop vulnerability details no finding uses.
+                let mut conn = self.db.lock().expect("store lock poisoned");
+                match findings::collect_garbage(&mut conn) {
+                    Ok(n) => tracing::info!("removed {n} unused finding details"),
+                    Err(e) => tracing::error!("cannot remove unused finding details: {e}"),
+                }
+                continue;
+            }
+            let Some(id) = id else { continue };
+            // A panic in matching must not stop the matcher: the machine stays pending in the store.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.rematch_machine(&id))) {
+                Ok(Ok(n)) => tracing::debug!("machine {id}: matched ({n} active findings)"),
+                Ok(Err(e)) => tracing::error!("machine {id}: matching failed: {e:#}"),
+                Err(_) => tracing::error!("machine {id}: matching panicked"),
+            }
+            m.queue.lock().expect("match queue lock poisoned").busy -= 1;
+            m.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The background matcher's state.
+#[derive(Default)]
+struct Matcher {
+    queue: Mutex<MatchQueue>,
+    wake: std::sync::Condvar,
+    done: std::sync::atomic::AtomicU64,
+    started: std::sync::atomic::AtomicBool,
+}
+
+/// Machines waiting for a match, each at most once: a machine reported again while queued is
+/// matched once, with the inventory stored last (read when its turn comes). Fresh reports go
+/// before database re-matches.
+#[derive(Default)]
+struct MatchQueue {
+    reports: std::collections::VecDeque<String>,
+    rescans: std::collections::VecDeque<String>,
+    /// Queued machines; the value says whether one of its entries is in `reports`.
+    queued: std::collections::HashMap<String, bool>,
+    busy: usize,
+    collect_garbage: bool,
+}
+
+impl MatchQueue {
+    fn push(&mut self, id: &str, report: bool) {
+        match self.queued.get_mut(id) {
+            Some(in_reports) => {
+                if report && !*in_reports {
+                    *in_reports = true;
+                    self.reports.push_back(id.to_string());
+                }
+            }
+            None => {
+                self.queued.insert(id.to_string(), report);
+                if report { &mut self.reports } else { &mut self.rescans }.push_back(id.to_string());
             }
         }
-        n
+    }
+
+    fn pop(&mut self) -> Option<String> {
+        while let Some(id) = self.reports.pop_front().or_else(|| self.rescans.pop_front()) {
+            // An entry whose machine was already taken through its other entry is stale.
+            if self.queued.remove(&id).is_some() {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    fn len(&self) -> usize {
+        self.queued.len()
     }
 }
 
@@ -167,6 +304,7 @@ pub fn prepare(cfg: &ServerConfig) -> anyhow::Result<(Arc<AppState>, Option<Stri
         vuln_db: cfg.vuln_db.clone().unwrap_or_else(|| cfg.data_dir.join("vuln.db")),
         provider,
         vuln_pool: Mutex::new(VulnPool::default()),
+        matcher: Matcher::default(),
     });
     Ok((state, note))
 }
@@ -213,6 +351,7 @@ pub async fn serve(cfg: ServerConfig, state: Arc<AppState>) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("kensa server listening on {scheme}://{}", listener.local_addr()?);
+    state.start_matcher()?;
     let sched_state = state.clone();
     let tick = cfg.tick;
     tokio::spawn(async move {
@@ -228,7 +367,7 @@ pub async fn serve(cfg: ServerConfig, state: Arc<AppState>) -> anyhow::Result<()
                 let now_stamp = file_stamp(&s.vuln_db);
                 if now_stamp.is_some() && now_stamp != stamp {
                     let n = s.rematch_all();
-                    tracing::info!("vulnerability database changed: re-matched {n} machines");
+                    tracing::info!("vulnerability database changed: re-matching {n} machines in the background");
                     stamp = now_stamp;
                 }
                 agentless::run_due(&s);
@@ -266,4 +405,28 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MatchQueue;
+
+    #[test]
+    fn match_queue_takes_each_machine_once_reports_first() {
+        let mut q = MatchQueue::default();
+        q.push("a", false);
+        q.push("b", false);
+        q.push("c", true);
+        q.push("c", true);
+        // A report for a machine already queued for a re-match moves it ahead, still once.
+        q.push("b", true);
+        assert_eq!(q.len(), 3);
+        let order: Vec<String> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(order, ["c", "b", "a"]);
+        assert_eq!(q.len(), 0);
+        // Taken machines can be queued again.
+        q.push("a", true);
+        assert_eq!(q.pop().as_deref(), Some("a"));
+        assert_eq!(q.pop(), None);
+    }
 }

@@ -62,6 +62,29 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX findings_by_machine ON findings(machine_id, status);
     "#,
+    // 3: reports are acknowledged once stored and matched in the background. `pending_match` is
+    // written in the inventory's transaction, so an acknowledged report survives a crash and is
+    // matched after the restart; `inventory_generation` tells the matcher whether the row it
+    // drains is the inventory it matched. Findings keep their vulnerability-level JSON (title,
+    // description, CVSS, EPSS, references: the same for every machine) once in `finding_details`;
+    // a row keeps only its machine's part, and `content_hash` lets an unchanged finding be skipped.
+    r#"
+    ALTER TABLE machines ADD COLUMN inventory_generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE machines ADD COLUMN matched_at INTEGER;  -- when findings were last computed
+    -- Stores before 3 matched on receipt and on database changes.
+    UPDATE machines SET matched_at = COALESCE((SELECT MAX(last_observed) FROM findings WHERE machine_id = machines.id), inventory_at);
+    CREATE TABLE pending_match(
+        machine_id TEXT PRIMARY KEY REFERENCES machines(id) ON DELETE CASCADE,
+        generation INTEGER NOT NULL,        -- machines.inventory_generation it was queued for
+        queued_at INTEGER NOT NULL
+    );
+    CREATE TABLE finding_details(
+        hash TEXT PRIMARY KEY,              -- sha256 of data
+        data TEXT NOT NULL                  -- vulnerability-level part of a finding's JSON
+    );
+    ALTER TABLE findings ADD COLUMN details_hash TEXT;  -- NULL: `data` is the whole finding (before 3)
+    ALTER TABLE findings ADD COLUMN content_hash TEXT;
+    "#,
 ];
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
@@ -168,6 +191,8 @@ pub struct MachineRow {
     pub inventory_scan_type: Option<String>,
     pub agentless_attempt_at: Option<i64>,
     pub agentless_error: Option<AgentlessError>,
+    /// When the findings were last computed (None: the inventory is not matched yet).
+    pub matched_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,7 +201,7 @@ pub struct AgentlessError {
     pub message: String,
 }
 
-const MACHINE_COLS: &str = "id, name, origin, tags, volumes, os, created_at, agent_last_seen, inventory_at, inventory_sha256, inventory_scan_type, agentless_attempt_at, agentless_error";
+const MACHINE_COLS: &str = "id, name, origin, tags, volumes, os, created_at, agent_last_seen, inventory_at, inventory_sha256, inventory_scan_type, agentless_attempt_at, agentless_error, matched_at";
 
 fn machine_from_row(r: &rusqlite::Row) -> rusqlite::Result<MachineRow> {
     let json = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
@@ -194,6 +219,7 @@ fn machine_from_row(r: &rusqlite::Row) -> rusqlite::Result<MachineRow> {
         inventory_scan_type: r.get(10)?,
         agentless_attempt_at: r.get(11)?,
         agentless_error: json(12)?.and_then(|s| serde_json::from_str(&s).ok()),
+        matched_at: r.get(13)?,
     })
 }
 
@@ -269,26 +295,93 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
-/// Stores a machine's current inventory (replacing the previous one).
-pub fn put_inventory(conn: &mut Connection, id: &str, inv: &kensa_inventory::Inventory, sha256: &str, scan_type: &str) -> anyhow::Result<()> {
-    let json = serde_json::to_vec(inv)?;
-    let tx = conn.transaction()?;
-    tx.execute("INSERT OR REPLACE INTO inventories(machine_id, data) VALUES (?1, ?2)", params![id, gzip(&json)])?;
-    let os = inv.os.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default());
-    tx.execute(
-        "UPDATE machines SET os = ?2, inventory_at = ?3, inventory_sha256 = ?4, inventory_scan_type = ?5 WHERE id = ?1",
-        params![id, os, now(), sha256, scan_type],
-    )?;
-    tx.commit()?;
-    Ok(())
+/// An inventory ready to store: validated, serialized and compressed before the store lock is
+/// taken (the lock is held only for the write).
+pub struct EncodedInventory {
+    pub blob: Vec<u8>,
+    pub os_json: Option<String>,
 }
+
+impl EncodedInventory {
+    pub fn new(inv: &kensa_inventory::Inventory) -> anyhow::Result<Self> {
+        Ok(EncodedInventory { blob: gzip(&serde_json::to_vec(inv)?), os_json: inv.os.as_ref().map(serde_json::to_string).transpose()? })
+    }
+}
+
+/// Stores a machine's current inventory (replacing the previous one) and queues it for matching
+/// in the same transaction. Returns its generation.
+pub fn put_inventory(conn: &mut Connection, id: &str, inv: &kensa_inventory::Inventory, sha256: &str, scan_type: &str) -> anyhow::Result<i64> {
+    put_encoded_inventory(conn, id, &EncodedInventory::new(inv)?, sha256, scan_type, false)
+}
+
+/// [`put_inventory`] of an already encoded inventory; `agent_seen` also records the agent's
+/// contact (one transaction, one fsync per report). Fails when the machine is unknown.
+pub fn put_encoded_inventory(conn: &mut Connection, id: &str, inv: &EncodedInventory, sha256: &str, scan_type: &str, agent_seen: bool) -> anyhow::Result<i64> {
+    let t = now();
+    let tx = conn.transaction()?;
+    let generation: Option<i64> = tx
+        .query_row(
+            "UPDATE machines SET os = ?2, inventory_at = ?3, inventory_sha256 = ?4, inventory_scan_type = ?5,
+             inventory_generation = inventory_generation + 1, agent_last_seen = CASE WHEN ?6 THEN ?3 ELSE agent_last_seen END
+             WHERE id = ?1 RETURNING inventory_generation",
+            params![id, inv.os_json, t, sha256, scan_type, agent_seen],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(generation) = generation else { anyhow::bail!(UnknownMachine(id.to_string())) };
+    tx.execute("INSERT OR REPLACE INTO inventories(machine_id, data) VALUES (?1, ?2)", params![id, inv.blob])?;
+    tx.execute("INSERT OR REPLACE INTO pending_match(machine_id, generation, queued_at) VALUES (?1, ?2, ?3)", params![id, generation, t])?;
+    tx.commit()?;
+    Ok(generation)
+}
+
+/// The machine named in a write does not exist.
+#[derive(Debug)]
+pub struct UnknownMachine(pub String);
+impl std::fmt::Display for UnknownMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no machine {}", self.0)
+    }
+}
+impl std::error::Error for UnknownMachine {}
 
 pub fn inventory(conn: &Connection, id: &str) -> anyhow::Result<Option<kensa_inventory::Inventory>> {
     let blob: Option<Vec<u8>> = conn.query_row("SELECT data FROM inventories WHERE machine_id = ?1", [id], |r| r.get(0)).optional()?;
-    let Some(blob) = blob else { return Ok(None) };
+    blob.map(|b| decode_inventory(&b)).transpose()
+}
+
+/// Decompresses and parses a stored inventory (done outside the store lock by the matcher).
+pub fn decode_inventory(blob: &[u8]) -> anyhow::Result<kensa_inventory::Inventory> {
     let mut json = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&blob[..]), &mut json)?;
-    Ok(Some(serde_json::from_slice(&json)?))
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(blob), &mut json)?;
+    Ok(serde_json::from_slice(&json)?)
+}
+
+/// What the matcher needs of one machine, read in one go: its tags, its compressed inventory and
+/// the inventory's generation.
+pub struct MatchInput {
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub inventory: Option<Vec<u8>>,
+    pub generation: i64,
+}
+
+pub fn match_input(conn: &Connection, id: &str) -> rusqlite::Result<Option<MatchInput>> {
+    conn.query_row(
+        "SELECT m.tags, i.data, m.inventory_generation FROM machines m LEFT JOIN inventories i ON i.machine_id = m.id WHERE m.id = ?1",
+        [id],
+        |r| {
+            let tags: String = r.get(0)?;
+            Ok(MatchInput { tags: serde_json::from_str(&tags).unwrap_or_default(), inventory: r.get(1)?, generation: r.get(2)? })
+        },
+    )
+    .optional()
+}
+
+/// Machines whose stored inventory still waits for matching, oldest first.
+pub fn pending_matches(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare("SELECT machine_id FROM pending_match ORDER BY queued_at, machine_id")?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    rows.collect()
 }
 
 pub fn set_agentless_result(conn: &Connection, id: &str, error: Option<&AgentlessError>) -> rusqlite::Result<()> {
