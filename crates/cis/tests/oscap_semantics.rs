@@ -328,3 +328,124 @@ fn time_difference_in_every_format() {
     assert_eq!(o["win"], [(-1_700_000_000i64 as u64).to_string()[..15].to_string()], "win_filetime read as 0");
     assert_eq!(o["negative"], [(-100i64 as u64).to_string()[..15].to_string()]);
 }
+
+/// (path, filename) of every item each object collected, as kensa and as OpenSCAP (reading the
+/// same tree through OSCAP_PROBE_ROOT) collect them.
+type Collected = BTreeMap<String, Vec<(String, String)>>;
+
+fn file_objects(objects: &[(&str, &str)], root: &Path) -> (Collected, Option<Collected>) {
+    let ids: Vec<&str> = objects.iter().map(|(id, _)| *id).collect();
+    let criteria: String = ids.iter().map(|i| format!(r#"<criterion test_ref="oval:t:tst:{i}"/>"#)).collect();
+    let tests: String = ids.iter().map(|i| format!(r#"<unix:file_test id="oval:t:tst:{i}" check="all" check_existence="any_exist" comment="{i}" version="1"><unix:object object_ref="oval:t:obj:{i}"/></unix:file_test>"#)).collect();
+    let objs: String = objects.iter().map(|(i, body)| format!(r#"<unix:file_object id="oval:t:obj:{i}" comment="{i}" version="1">{body}</unix:file_object>"#)).collect();
+    let oval = format!(
+        r#"<definitions><definition id="oval:t:def:files" class="compliance" version="1"><metadata><title>files</title><description>d</description></metadata><criteria operator="OR">{criteria}</criteria></definition></definitions>
+<tests>{tests}</tests><objects>{objs}</objects>"#
+    );
+    let ds = datastream(&[profile(&["files"], ""), rule("files", "", &oval_check(Some("oval:t:def:files"), ""))].join("\n"), &oval);
+    let k = kensa(&ds, root);
+    let mut ours = Collected::new();
+    for t in &kensa_rule(&k, "files").checks[0].tests {
+        let mut items: Vec<(String, String)> = t.items.iter().map(|i| (i.get("path").unwrap()[0].clone(), i.get("filename").map(|f| f[0].clone()).unwrap_or_default())).collect();
+        items.sort();
+        ours.insert(t.object_id.trim_start_matches("oval:t:obj:").to_string(), items);
+    }
+    let theirs = oscap(&ds, Some(root)).map(|o| {
+        let mut by_id = BTreeMap::new();
+        let mut items = Vec::new();
+        o.oval.descendants("file_item", &mut items);
+        for it in items {
+            let filename = it.child("filename").map(|f| f.text.to_string()).unwrap_or_default();
+            by_id.insert(it.attr("id").unwrap().to_string(), (it.child_text("path").unwrap_or("").to_string(), filename));
+        }
+        let mut objs = Vec::new();
+        o.oval.descendants("collected_objects", &mut objs);
+        let mut m = Collected::new();
+        for obj in objs.iter().flat_map(|c| c.children_named("object")) {
+            let mut v: Vec<(String, String)> = obj.children_named("reference").map(|r| by_id[r.attr("item_ref").unwrap()].clone()).collect();
+            v.sort();
+            v.dedup();
+            m.insert(obj.attr("id").unwrap().trim_start_matches("oval:t:obj:").to_string(), v);
+        }
+        for id in &ids {
+            m.entry(id.to_string()).or_default();
+        }
+        m
+    });
+    (ours, theirs)
+}
+
+#[test]
+fn file_behaviors_recurse_like_openscap() {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    for d in ["t/a/b/c/d", "t/a/b/f.conf.d", "t/x/y"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    for f in ["f.conf", "t/f.conf", "t/a/f.conf", "t/a/b/f.conf", "t/a/b/c/f.conf", "t/a/b/c/d/f.conf", "t/x/f.conf", "t/x/y/f.conf", "t/a/other"] {
+        std::fs::write(r.join(f), "x\n").unwrap();
+    }
+    // Relative links, so that OpenSCAP (which resolves absolute links on the host) sees the same.
+    std::os::unix::fs::symlink("../x", r.join("t/a/link")).unwrap();
+    std::os::unix::fs::symlink(".", r.join("t/a/b/loop")).unwrap();
+    std::os::unix::fs::symlink("f.conf", r.join("t/a/b/c/link.conf")).unwrap();
+    let beh = |attrs: &str| format!(r#"<unix:behaviors {attrs}/>"#);
+    let files = |path: &str, attrs: &str, name: &str| format!(r#"{}<unix:path>{path}</unix:path><unix:filename operation="pattern match">{name}</unix:filename>"#, beh(attrs));
+    let dirs = |path: &str, attrs: &str| format!(r#"{}<unix:path>{path}</unix:path><unix:filename xsi:nil="true"/>"#, beh(attrs));
+    let objects = [
+        ("none", files("/t/a", "", r"^f\.conf$")),
+        ("down", files("/t/a", r#"recurse_direction="down""#, r"^f\.conf$")),
+        ("down_links", files("/t/a", r#"recurse_direction="down""#, r"\.conf$")),
+        ("down_1", files("/t/a", r#"recurse_direction="down" max_depth="1""#, r"^f\.conf$")),
+        ("down_0", files("/t/a", r#"recurse_direction="down" max_depth="0""#, r"^f\.conf$")),
+        ("down_dirs_only", files("/t/a", r#"recurse_direction="down" recurse="directories""#, r"^f\.conf$")),
+        ("down_symlinks_only", files("/t/a", r#"recurse_direction="down" recurse="symlinks""#, r"^f\.conf$")),
+        ("down_local", files("/t/a", r#"recurse_direction="down" recurse_file_system="local""#, r"^f\.conf$")),
+        ("down_defined", files("/t/a", r#"recurse_direction="down" recurse_file_system="defined""#, r"^f\.conf$")),
+        ("dirs_down_2", dirs("/t/a", r#"recurse_direction="down" max_depth="2""#)),
+        ("dirs_down", dirs("/t/a", r#"recurse_direction="down""#)),
+        ("dirs_down_dirs_only", dirs("/t/a", r#"recurse_direction="down" recurse="directories""#)),
+        ("dirs_down_symlinks_only", dirs("/t/a", r#"recurse_direction="down" recurse="symlinks""#)),
+        ("up", files("/t/a/b/c", r#"recurse_direction="up""#, r"^f\.conf$")),
+        ("up_1", files("/t/a/b/c", r#"recurse_direction="up" max_depth="1""#, r"^f\.conf$")),
+        ("dirs_up_2", dirs("/t/a/b/c", r#"recurse_direction="up" max_depth="2""#)),
+        ("dirs_up", dirs("/t/a/b", r#"recurse_direction="up""#)),
+    ];
+    let objects: Vec<(&str, &str)> = objects.iter().map(|(i, b)| (*i, b.as_str())).collect();
+    let (k, o) = file_objects(&objects, r);
+    let names = |id: &str| -> Vec<String> {
+        let mut v: Vec<String> = k[id].iter().map(|(p, f)| if f.is_empty() { p.clone() } else { format!("{}/{f}", p.trim_end_matches('/')) }).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("none"), ["/t/a/f.conf"]);
+    assert_eq!(names("down"), ["/t/a/b/c/d/f.conf", "/t/a/b/c/f.conf", "/t/a/b/f.conf", "/t/a/f.conf", "/t/a/link/f.conf", "/t/a/link/y/f.conf"], "the loop link is not followed twice");
+    assert!(names("down_links").contains(&"/t/a/b/c/link.conf".to_string()), "a symlink is an item");
+    assert!(!names("down_links").iter().any(|n| n.ends_with("f.conf.d")), "a directory is not a file item");
+    assert_eq!(names("down_1"), ["/t/a/b/f.conf", "/t/a/f.conf", "/t/a/link/f.conf"]);
+    assert_eq!(names("down_0"), names("none"));
+    assert_eq!(names("down_dirs_only"), ["/t/a/b/c/d/f.conf", "/t/a/b/c/f.conf", "/t/a/b/f.conf", "/t/a/f.conf"]);
+    assert_eq!(names("down_symlinks_only"), ["/t/a/f.conf", "/t/a/link/f.conf"], "recurse=symlinks descends links to directories only");
+    assert_eq!(names("down_local"), names("down"));
+    assert_eq!(names("down_defined"), names("down"));
+    assert_eq!(names("dirs_down_2"), ["/t/a", "/t/a/b", "/t/a/b/c", "/t/a/b/f.conf.d", "/t/a/link", "/t/a/link/y"]);
+    assert_eq!(names("dirs_down_symlinks_only"), ["/t/a", "/t/a/b", "/t/a/link", "/t/a/link/y"]);
+    assert_eq!(names("up"), ["/f.conf", "/t/a/b/c/f.conf", "/t/a/b/f.conf", "/t/a/f.conf", "/t/f.conf"]);
+    assert_eq!(names("up_1"), ["/t/a/b/c/f.conf", "/t/a/b/f.conf"]);
+    assert_eq!(names("dirs_up_2"), ["/t/a", "/t/a/b", "/t/a/b/c"]);
+    assert_eq!(names("dirs_up"), ["/", "/t", "/t/a", "/t/a/b"]);
+
+    let Some(mut o) = o else { return };
+    // Climbing up past the tree's root, OpenSCAP (probe root = the tree) goes on into the host's
+    // directories, which it reports with an empty path; kensa stops at the tree's root.
+    let host = o.get_mut("dirs_up").unwrap();
+    assert_eq!(host.first(), Some(&(String::new(), String::new())), "{host:?}");
+    host.remove(0);
+    let mut problems = Vec::new();
+    for (id, _) in &objects {
+        if k[*id] != o[*id] {
+            problems.push(format!("{id}:\n  kensa    {:?}\n  OpenSCAP {:?}", k[*id], o[*id]));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -73,20 +73,39 @@ fn has_top_level_alternation(p: &str) -> bool {
     false
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    None,
+    Up,
+    Down,
+}
+
+/// File object behaviors. `recurse_file_system` is not read: every filesystem of an offline
+/// tree is local, and filesystem sources do not expose device ids for "defined"
+/// (docs/cis-offline.md).
 #[derive(Clone, Copy)]
 struct Behaviors {
     max_depth: i64,
-    down: bool,
-    follow_dir_links: bool,
+    direction: Direction,
+    /// `recurse` includes directories: directories below the path are descended.
+    recurse_dirs: bool,
+    /// `recurse` includes symlinks: a symlink to a directory counts as a directory.
+    recurse_symlinks: bool,
 }
 
 fn behaviors(obj: &Node) -> Behaviors {
     let b = obj.child("behaviors");
     let get = |k: &str| b.and_then(|b| b.attr(k));
+    let recurse = get("recurse").unwrap_or("symlinks and directories");
     Behaviors {
-        max_depth: get("max_depth").and_then(|v| v.parse().ok()).unwrap_or(-1),
-        down: get("recurse_direction") == Some("down"),
-        follow_dir_links: !matches!(get("recurse"), Some("directories") | Some("files and directories")),
+        max_depth: get("max_depth").and_then(|v| v.trim().parse().ok()).unwrap_or(-1),
+        direction: match get("recurse_direction") {
+            Some("down") => Direction::Down,
+            Some("up") => Direction::Up,
+            _ => Direction::None,
+        },
+        recurse_dirs: recurse != "symlinks",
+        recurse_symlinks: !matches!(recurse, "directories" | "files and directories"),
     }
 }
 
@@ -127,6 +146,59 @@ impl Walker<'_> {
             };
             if is_dir {
                 self.walk(&path, depth_left - 1, follow_links, f)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Walker<'_> {
+    /// OpenSCAP's downward recursion (oval_fts.c) below `start` (level 0): a directory at level
+    /// 1..=max_depth is collected when `want_dirs` (filename nil), and descended (its files
+    /// listed) when `recurse` includes directories; a symlink to a directory is collected and
+    /// descended only when `recurse` includes symlinks. A link back to a directory being
+    /// descended (a cycle) is skipped, as fts(3) reports FTS_DC. Pushes the directories
+    /// collected or descended.
+    fn down(&mut self, start: &str, beh: &Behaviors, want_dirs: bool, out: &mut Vec<String>) -> Result<(), String> {
+        let canonical = self.root.canonicalize(start).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| start.to_string());
+        let mut ancestors = vec![canonical];
+        self.down_from(start, 0, beh, want_dirs, &mut ancestors, out)
+    }
+
+    fn down_from(&mut self, dir: &str, level: i64, beh: &Behaviors, want_dirs: bool, ancestors: &mut Vec<String>, out: &mut Vec<String>) -> Result<(), String> {
+        if (beh.max_depth >= 0 && level >= beh.max_depth) || ancestors.len() > MAX_WALK_DEPTH {
+            return Ok(());
+        }
+        let Ok(entries) = self.root.read_dir(dir) else { return Ok(()) };
+        for e in entries {
+            self.visited += 1;
+            if self.visited > MAX_WALK_ENTRIES {
+                return Err(format!("more than {MAX_WALK_ENTRIES} files below {dir}"));
+            }
+            let name = e.name.to_string_lossy();
+            let path = join(dir, &name);
+            if matches!(path.as_str(), "/proc" | "/sys" | "/dev" | "/run") {
+                continue;
+            }
+            let (canonical, descend) = match e.file_type {
+                FileType::Dir => (join(ancestors.last().map(String::as_str).unwrap_or("/"), &name), beh.recurse_dirs),
+                FileType::Symlink if beh.recurse_symlinks && self.root.is_dir(&path) => match self.root.canonicalize(&path) {
+                    Ok(c) => (c.to_string_lossy().into_owned(), true),
+                    Err(_) => continue,
+                },
+                _ => continue,
+            };
+            if ancestors.contains(&canonical) {
+                continue;
+            }
+            if want_dirs || descend {
+                out.push(path.clone());
+            }
+            if descend {
+                ancestors.push(canonical);
+                let r = self.down_from(&path, level + 1, beh, want_dirs, ancestors, out);
+                ancestors.pop();
+                r?;
             }
         }
         Ok(())
@@ -215,20 +287,30 @@ fn locations<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Vec<(Strin
             }
         }
     }
-    // 2. recursion below them
-    if beh.down && beh.max_depth != 0 {
-        let mut w = Walker { root: &root, visited: 0 };
-        let mut extra = Vec::new();
-        for d in &dirs {
-            w.walk(d, beh.max_depth, beh.follow_dir_links, &mut |p, t| {
-                let is_dir = t == FileType::Dir || (t == FileType::Symlink && beh.follow_dir_links && root.is_dir(p));
-                if is_dir {
-                    extra.push(p.to_string());
-                }
-            })?;
+    // 2. recursion from them: down into subdirectories, or up through the parents (max_depth
+    // levels; -1: all the way), as OpenSCAP's oval_fts.c walks
+    let want_dirs = filename.as_ref().is_none_or(|f| f.nil);
+    let mut extra = Vec::new();
+    match beh.direction {
+        Direction::Down => {
+            let mut w = Walker { root: &root, visited: 0 };
+            for d in &dirs {
+                w.down(d, &beh, want_dirs, &mut extra)?;
+            }
         }
-        dirs.extend(extra);
+        Direction::Up => {
+            for d in &dirs {
+                let (mut cur, mut depth) = (d.clone(), 0);
+                while cur != "/" && (beh.max_depth < 0 || depth < beh.max_depth) {
+                    cur = split_path(&cur).0;
+                    depth += 1;
+                    extra.push(cur.clone());
+                }
+            }
+        }
+        Direction::None => {}
     }
+    dirs.extend(extra);
     dirs.sort();
     dirs.dedup();
     // 3. the files in them; with a filename, directories are not items (OpenSCAP's oval_fts
