@@ -21,7 +21,12 @@ fn err(reason: &str, message: impl Into<String>) -> AgentlessError {
 /// is the reason when the scan could not be done.
 pub fn scan_machine(state: &AppState, m: &MachineRow) -> Result<usize, AgentlessError> {
     let result = match &state.provider {
-        Some(provider) => scan_with(state, provider.as_ref(), m),
+        // A panic (a reader bug on a hostile image) is this machine's INTERNAL_ERROR, recorded so
+        // the scheduler retries later instead of on every tick; the snapshot guard has run.
+        Some(provider) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan_with(state, provider.as_ref(), m))).unwrap_or_else(|panic| {
+            let what = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("unknown cause");
+            Err(err("INTERNAL_ERROR", format!("the agentless scan failed unexpectedly ({what}); please report this")))
+        }),
         None => Err(err("UNMANAGED_EC2_INSTANCE", "no provider can snapshot this machine (start the server with --machines)")),
     };
     let conn = state.db.lock().expect("store lock poisoned");
@@ -36,13 +41,14 @@ struct SnapshotGuard<'a> {
     provider: &'a dyn MachineProvider,
     snapshot: Option<Snapshot>,
     machine_id: &'a str,
+    scan_id: String,
 }
 
 impl Drop for SnapshotGuard<'_> {
     fn drop(&mut self) {
         if let Some(snapshot) = self.snapshot.take() {
             if let Err(e) = self.provider.delete_snapshot(snapshot) {
-                tracing::warn!("machine {}: cannot release its snapshot: {e:#}", self.machine_id);
+                tracing::warn!("machine {}: cannot release snapshot {}: {e:#}", self.machine_id, self.scan_id);
             }
         }
     }
@@ -65,8 +71,10 @@ fn scan_with(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow) -
             format!("{} volumes; agentless scanning reads at most {}", volumes.len(), limits.max_volumes),
         ));
     }
-    let snapshot = provider.create_snapshot(&pm, &volumes).map_err(|e| err("INTERNAL_ERROR", format!("cannot snapshot the volumes: {e:#}")))?;
-    let guard = SnapshotGuard { provider, snapshot: Some(snapshot), machine_id: &m.id };
+    let scan_id = new_scan_id();
+    tracing::info!("machine {}: agentless scan {scan_id} of {} volumes", m.id, volumes.len());
+    let snapshot = provider.create_snapshot(&pm, &volumes, &scan_id).map_err(|e| err("INTERNAL_ERROR", format!("cannot snapshot the volumes: {e:#}")))?;
+    let guard = SnapshotGuard { provider, snapshot: Some(snapshot), machine_id: &m.id, scan_id };
     let snapshot = guard.snapshot.as_ref().expect("set just above");
     let mut inv = read_snapshot(provider, snapshot, &volumes, m, &limits)?;
     drop(guard);
@@ -88,6 +96,13 @@ fn scan_with(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow) -
         store::put_inventory(&mut conn, &m.id, &inv, &sha, "AGENTLESS").map_err(|e| err("INTERNAL_ERROR", format!("cannot store the inventory: {e:#}")))?;
     }
     state.rematch_machine(&m.id).map_err(|e| err("INTERNAL_ERROR", format!("cannot match the inventory: {e:#}")))
+}
+
+/// A random id naming one agentless scan (and the snapshots taken for it).
+fn new_scan_id() -> String {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the OS random number generator failed");
+    format!("scan-{}", hex::encode(b))
 }
 
 /// Opens one snapshot volume: partitions, LVM and filesystems read from its blocks, the target's
@@ -201,6 +216,8 @@ mod tests {
         inner: FileProvider,
         created: AtomicUsize,
         deleted: AtomicUsize,
+        /// Fault injection: reading blocks panics, as a reader bug would.
+        panic_on_read: std::sync::atomic::AtomicBool,
     }
 
     impl MachineProvider for Counted {
@@ -213,11 +230,12 @@ mod tests {
         fn managed_status(&self, id: &str) -> anyhow::Result<Option<ManagedStatus>> {
             self.inner.managed_status(id)
         }
-        fn create_snapshot(&self, m: &ProvidedMachine, volumes: &[Volume]) -> anyhow::Result<Snapshot> {
+        fn create_snapshot(&self, m: &ProvidedMachine, volumes: &[Volume], scan_id: &str) -> anyhow::Result<Snapshot> {
             self.created.fetch_add(1, Ordering::SeqCst);
-            self.inner.create_snapshot(m, volumes)
+            self.inner.create_snapshot(m, volumes, scan_id)
         }
         fn read_blocks(&self, snapshot: &Snapshot, index: usize) -> anyhow::Result<VolumeBlocks> {
+            assert!(!self.panic_on_read.load(Ordering::SeqCst), "injected reader panic");
             self.inner.read_blocks(snapshot, index)
         }
         fn delete_snapshot(&self, snapshot: Snapshot) -> anyhow::Result<()> {
@@ -275,7 +293,12 @@ mod tests {
             tick: std::time::Duration::from_secs(1),
         };
         let (mut state, _) = crate::prepare(&cfg).unwrap();
-        let provider = Arc::new(Counted { inner: FileProvider::new(&machines_file), created: AtomicUsize::new(0), deleted: AtomicUsize::new(0) });
+        let provider = Arc::new(Counted {
+            inner: FileProvider::new(&machines_file),
+            created: AtomicUsize::new(0),
+            deleted: AtomicUsize::new(0),
+            panic_on_read: Default::default(),
+        });
         Arc::get_mut(&mut state).unwrap().provider = Some(provider.clone());
         Some(Fixture { _dir: dir, state, provider, qcow2, machines_file })
     }
@@ -303,7 +326,7 @@ mod tests {
     #[test]
     fn qcow2_volume_reports_its_container_format() {
         let Some(f) = fixture() else { return };
-        let blocks = f.provider.read_blocks(&Snapshot { volume_paths: vec![f.qcow2.clone()] }, 0).unwrap();
+        let blocks = f.provider.read_blocks(&Snapshot { scan_id: "s".into(), volume_paths: vec![f.qcow2.clone()] }, 0).unwrap();
         let target = open_volume(blocks, &kensa_disk::Limits::default()).unwrap();
         assert_eq!(target.format, kensa_disk::ImageFormat::Qcow2);
         assert!(target.volumes.iter().any(|v| v.fs_type.as_deref() == Some("ext4") && v.scanned), "{:?}", target.volumes);
@@ -341,7 +364,7 @@ mod tests {
         let q = format!("{:?}", f.qcow2.display().to_string());
 
         // 8 volumes: refused before anything is snapshotted.
-        let eight = vec![q.as_str(); 8].join(", ");
+        let eight = [q.as_str(); 8].join(", ");
         let (m, r) = f.scan(&format!("[[machine]]\nid = \"many\"\nvolumes = [{eight}]\n"), "many");
         let e = r.unwrap_err();
         assert_eq!((e.reason.as_str(), e.message.as_str()), ("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", "8 volumes; agentless scanning reads at most 7"));
@@ -372,5 +395,14 @@ mod tests {
         assert_eq!(e.reason, "UNSUPPORTED_OS");
         assert!(e.message.contains("blank.img"), "{}", e.message);
         assert_eq!(f.snapshots(), (3, 3));
+
+        // A panic while reading is recorded as INTERNAL_ERROR and the snapshot is released.
+        f.provider.panic_on_read.store(true, Ordering::SeqCst);
+        let (m, r) = f.scan(&format!("[[machine]]\nid = \"vm\"\nvolumes = [{q}]\n"), "vm");
+        let e = r.unwrap_err();
+        assert_eq!(e.reason, "INTERNAL_ERROR");
+        assert!(e.message.contains("injected reader panic"), "{}", e.message);
+        assert_eq!(m.agentless_error, Some(e));
+        assert_eq!(f.snapshots(), (4, 4));
     }
 }

@@ -37,6 +37,9 @@ pub enum ManagedStatus {
 /// A snapshot taken for one agentless scan; released after the scan.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// The scan it was taken for. A cloud provider tags its snapshots with it (as Inspector tags
+    /// `InspectorScan=<scanId>`), so that snapshots a crash left behind can be found and deleted.
+    pub scan_id: String,
     /// The snapshot's volumes, in the order of the volumes passed to `create_snapshot`: image paths
     /// for the machines file; a cloud provider would put its snapshot ids here. Only the provider
     /// interprets them.
@@ -69,8 +72,9 @@ pub trait MachineProvider: Send + Sync {
     /// request: implementations answer from a cache.
     fn managed_status(&self, machine_id: &str) -> anyhow::Result<Option<ManagedStatus>>;
     /// Takes a point-in-time snapshot of `volumes`, some or all of the machine's (a no-op for
-    /// image files). Volumes excluded from scanning are never passed.
-    fn create_snapshot(&self, machine: &ProvidedMachine, volumes: &[Volume]) -> anyhow::Result<Snapshot>;
+    /// image files), for the agentless scan `scan_id`. Volumes excluded from scanning are never
+    /// passed.
+    fn create_snapshot(&self, machine: &ProvidedMachine, volumes: &[Volume], scan_id: &str) -> anyhow::Result<Snapshot>;
     /// Reads volume `index` of `snapshot` block by block (a cloud provider serves this from its
     /// snapshot block API, e.g. EBS direct APIs' ListSnapshotBlocks / GetSnapshotBlock, behind a
     /// `BlockDev` that fetches and caches blocks on demand).
@@ -187,6 +191,13 @@ impl FileProvider {
             if !seen.insert(m.id.clone()) {
                 anyhow::bail!("{origin}: machine id {:?} appears twice", m.id);
             }
+            // The limits the API puts on tags.
+            if m.tags.len() > 50 {
+                anyhow::bail!("{origin}: machine {:?} has {} tags; at most 50", m.id, m.tags.len());
+            }
+            if let Some((k, _)) = m.tags.iter().find(|(k, v)| k.is_empty() || k.len() > 128 || v.len() > 256) {
+                anyhow::bail!("{origin}: machine {:?}: invalid tag {k:?} (keys 1-128 characters, values at most 256)", m.id);
+            }
             let mut volumes = Vec::new();
             for (j, v) in m.volumes.into_iter().enumerate() {
                 let which = || format!("{origin}: machine {:?}, volume #{}", m.id, j + 1);
@@ -250,9 +261,9 @@ impl MachineProvider for FileProvider {
         Ok(managed.get(machine_id).copied())
     }
 
-    fn create_snapshot(&self, _machine: &ProvidedMachine, volumes: &[Volume]) -> anyhow::Result<Snapshot> {
+    fn create_snapshot(&self, _machine: &ProvidedMachine, volumes: &[Volume], scan_id: &str) -> anyhow::Result<Snapshot> {
         // Image files are already point-in-time copies: the snapshot is the list of files.
-        Ok(Snapshot { volume_paths: volumes.iter().map(|v| PathBuf::from(&v.path)).collect() })
+        Ok(Snapshot { scan_id: scan_id.to_string(), volume_paths: volumes.iter().map(|v| PathBuf::from(&v.path)).collect() })
     }
 
     fn read_blocks(&self, snapshot: &Snapshot, index: usize) -> anyhow::Result<VolumeBlocks> {
@@ -314,6 +325,7 @@ id = "cache-1"
             ("[[machine]]\nid = \"a\"\nvolumes = [\"\"]\n", "machine \"a\", volume #1: empty path"),
             ("[[machine]]\nid = \"a\"\nvolumes = [{ path = \"x.img\", key_tags = { t = \"\" } }]\n", "give the key too"),
             ("[[machine]]\nid = \"a/b\"\n", "invalid id"),
+            ("[[machine]]\nid = \"a\"\ntags = { \"\" = \"x\" }\n", "invalid tag \"\""),
         ];
         for (text, want) in cases {
             let e = FileProvider::parse(text, Path::new("/"), "m.toml").unwrap_err().to_string();
@@ -358,7 +370,7 @@ id = "cache-1"
         let image = dir.path().join("disk.img");
         std::fs::write(&image, vec![0u8; 1 << 20]).unwrap();
         let provider = FileProvider::new(dir.path().join("machines.toml"));
-        let snapshot = Snapshot { volume_paths: vec![image.clone(), dir.path().join("missing.img")] };
+        let snapshot = Snapshot { scan_id: "s".into(), volume_paths: vec![image.clone(), dir.path().join("missing.img")] };
         let blocks = provider.read_blocks(&snapshot, 0).unwrap();
         assert_eq!((blocks.device.size(), blocks.name, blocks.format), (1 << 20, image, kensa_disk::ImageFormat::Raw));
         let missing = provider.read_blocks(&snapshot, 1).err().unwrap().to_string();
@@ -377,7 +389,7 @@ id = "cache-1"
         let out = std::process::Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&qcow2).arg("64M").output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let provider = FileProvider::new(dir.path().join("machines.toml"));
-        let blocks = provider.read_blocks(&Snapshot { volume_paths: vec![qcow2] }, 0).unwrap();
+        let blocks = provider.read_blocks(&Snapshot { scan_id: "s".into(), volume_paths: vec![qcow2] }, 0).unwrap();
         assert_eq!((blocks.format, blocks.device.size()), (kensa_disk::ImageFormat::Qcow2, 64 << 20));
     }
 }
