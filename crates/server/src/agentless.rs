@@ -136,32 +136,36 @@ fn read_snapshot(
             format!("the volumes hold {} bytes in all; agentless scanning reads at most {} (1,200 GB)", total, limits.max_total_bytes),
         ));
     }
-    let mut root = None;
-    let mut notes: Vec<(PathBuf, String)> = Vec::new();
+    let mut opened = Vec::new();
     let mut problems = Vec::new();
     for b in blocks {
         let name = b.name.clone();
         match open_volume(b, limits) {
-            Ok(t) if root.is_none() => {
-                tracing::info!("machine {}: root filesystem on {} ({} image)", m.id, name.display(), t.format);
-                root = Some((name, t));
-            }
-            Ok(t) => notes.push((name, format!("a second root filesystem ({} image); only the first volume's is scanned", t.format))),
+            Ok(t) => opened.push((name, t)),
             Err(kensa_disk::DiskError::Ineligible { reason, .. }) => {
                 return Err(err("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", format!("{}: {reason}", name.display())))
             }
-            Err(e @ kensa_disk::DiskError::NoRoot { .. }) => {
-                // A data volume: its filesystems are not mounted into the root's tree yet.
-                notes.push((name, "holds no root filesystem; its files are not scanned".into()));
-                problems.push(e.to_string());
-            }
+            Err(e @ kensa_disk::DiskError::NoRoot { .. }) => problems.push((name, e.to_string())),
             Err(e) => return Err(err("INTERNAL_ERROR", e.to_string())),
         }
     }
-    let Some((root_name, target)) = root else {
+    // The root: the first volume with an os-release file. A data volume holding a single
+    // filesystem opens too (as its own root), so the first volume that opened is only a fallback.
+    let has_os_release = |t: &kensa_disk::DiskTarget| t.root.exists("/etc/os-release") || t.root.exists("/usr/lib/os-release");
+    let Some(pick) = opened.iter().position(|(_, t)| has_os_release(t)).or((!opened.is_empty()).then_some(0)) else {
         // Nothing readable: say which filesystems were found.
-        return Err(err("UNSUPPORTED_OS", format!("no supported root filesystem (ext3, ext4, xfs) found: {}", problems.join("; "))));
+        let found: Vec<_> = problems.into_iter().map(|(_, p)| p).collect();
+        return Err(err("UNSUPPORTED_OS", format!("no supported root filesystem (ext3, ext4, xfs) found: {}", found.join("; "))));
     };
+    let (root_name, target) = opened.remove(pick);
+    tracing::info!("machine {}: root filesystem on {} ({} image)", m.id, root_name.display(), target.format);
+    // Volumes of other disks are not mounted into the root's tree (only the root disk's own
+    // volumes are, as its /etc/fstab says): say so rather than drop them silently.
+    let mut notes: Vec<(PathBuf, String)> = problems.into_iter().map(|(name, _)| (name, "holds no root filesystem; its files are not scanned".to_string())).collect();
+    for (name, t) in &opened {
+        let what = if has_os_release(t) { "another root filesystem" } else { "a data volume" };
+        notes.push((name.clone(), format!("{what} ({} image); its files are not scanned, only {}'s", t.format, root_name.display())));
+    }
     let opts = kensa_inventory::ScanOptions {
         target_name: Some(m.id.clone()),
         deep_inspection: kensa_inventory::lang::DeepInspection::all(),
@@ -350,12 +354,26 @@ mod tests {
         let skipped = inv.warnings.iter().find(|w| w.path.ends_with("gone.img")).expect("a warning for the excluded volume");
         assert!(skipped.message.contains("k-excluded"), "{}", skipped.message);
 
+        // A data volume listed first (one ext4 filesystem, no os-release) does not pass for the root.
+        let data_tree = f.machines_file.with_file_name("data-tree");
+        std::fs::create_dir_all(data_tree.join("srv")).unwrap();
+        std::fs::write(data_tree.join("srv/readme"), "data").unwrap();
+        let data = f.machines_file.with_file_name("data.img");
+        std::fs::File::create(&data).unwrap().set_len(16 << 20).unwrap();
+        run(Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&data_tree).arg(&data));
+        let (m, r) = f.scan(&format!("[[machine]]\nid = \"vm3\"\nvolumes = [\"data.img\", {:?}]\n", f.qcow2.display().to_string()), "vm3");
+        assert_eq!(r, Ok(0));
+        assert_eq!(m.os.map(|o| o.id), Some("debian".to_string()));
+        let inv = store::inventory(&f.state.db.lock().unwrap(), "vm3").unwrap().unwrap();
+        let note = inv.warnings.iter().find(|w| w.path.ends_with("data.img")).expect("a warning for the data volume");
+        assert!(note.message.starts_with("a data volume (raw image)"), "{}", note.message);
+
         // Every volume excluded: nothing is snapshotted.
         let machines = format!("[[machine]]\nid = \"vm2\"\nvolumes = [{{ path = \"gone.img\", key = \"k\", key_tags = {{ {EXCLUSION_TAG} = \"\" }} }}]\n");
         let (m, r) = f.scan(&machines, "vm2");
         assert_eq!(r.unwrap_err().reason, "EXCLUDED_BY_TAG");
         assert_eq!(m.agentless_error.unwrap().reason, "EXCLUDED_BY_TAG");
-        assert_eq!(f.snapshots(), (1, 1));
+        assert_eq!(f.snapshots(), (2, 2));
     }
 
     #[test]
