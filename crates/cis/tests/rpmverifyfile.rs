@@ -1,7 +1,7 @@
 //! rpmverifyfile against `rpm -V` (the oracle): the test builds a small package with rpmbuild,
 //! installs it into a fresh root with Debian's rpm (sqlite database, as RHEL 9), alters some of
 //! its files (contents at the same size, growth, mode, owner and group, a removed file, a changed
-//! config file, a directory's mode) and compares kensa's items with `rpm --root X -Vv`, file by
+//! config file, a directory's mode, a link's target, an mtime, a file rpm must not verify) and compares kensa's items with `rpm --root X -Vv`, file by
 //! file and test by test.
 
 use std::collections::BTreeMap;
@@ -22,7 +22,7 @@ Files for kensa's rpmverifyfile test.
 %install
 mkdir -p %{buildroot}/etc/kvt %{buildroot}/usr/share/kvt %{buildroot}/usr/share/doc/kvt
 echo "a=1" > %{buildroot}/etc/kvt/app.conf
-for f in same-size grows mode owner untouched removed; do echo "hello" > %{buildroot}/usr/share/kvt/$f; done
+for f in same-size grows mode owner untouched removed noverify touched; do echo "hello" > %{buildroot}/usr/share/kvt/$f; done
 echo "readme" > %{buildroot}/usr/share/doc/kvt/README
 ln -s untouched %{buildroot}/usr/share/kvt/link
 touch %{buildroot}/usr/share/kvt/ghost.log
@@ -38,6 +38,8 @@ touch %{buildroot}/usr/share/kvt/ghost.log
 /usr/share/kvt/untouched
 /usr/share/kvt/removed
 /usr/share/kvt/link
+%verify(not md5 size mtime) /usr/share/kvt/noverify
+/usr/share/kvt/touched
 %ghost /usr/share/kvt/ghost.log
 %doc /usr/share/doc/kvt/README
 "#;
@@ -96,6 +98,11 @@ fn tamper(r: &Path) {
     std::fs::remove_file(kvt.join("removed")).unwrap();
     std::fs::write(r.join("etc/kvt/app.conf"), "a=2\n").unwrap();
     std::fs::set_permissions(&kvt, std::fs::Permissions::from_mode(0o775)).unwrap();
+    std::fs::write(kvt.join("noverify"), "changed, but rpm is told not to look\n").unwrap();
+    std::fs::remove_file(kvt.join("link")).unwrap();
+    std::os::unix::fs::symlink("same-size", kvt.join("link")).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options().write(true).open(kvt.join("touched")).unwrap().set_modified(t).unwrap();
 }
 
 /// `rpm -Vv` lines: path -> (the nine test columns, or "missing"; attribute marker).
@@ -155,10 +162,10 @@ fn rpmverifyfile_agrees_with_rpm_verify() {
     let items: BTreeMap<String, &kensa_cis::oval::Item> = test.items.iter().map(|i| (field(i, "filepath"), i.as_ref())).collect();
     assert_eq!(items.keys().collect::<Vec<_>>(), oracle.keys().collect::<Vec<_>>(), "the files the database records");
 
-    // rpm -V columns: S size, M mode, 5 digest, U user, G group ('.' passed or not performed,
-    // '?' could not be performed, a letter differs). Link targets (L), device numbers (D),
-    // mtimes (T) and capabilities (P) are not compared by kensa (docs/cis-offline.md).
-    let columns = [(0, "size_differs"), (1, "mode_differs"), (2, "filedigest_differs"), (5, "ownership_differs"), (6, "group_differs")];
+    // rpm -V columns: S size, M mode, 5 digest, L link target, U user, G group, T mtime ('.'
+    // passed or not performed, '?' could not be performed, a letter differs). Device numbers (D)
+    // and capabilities (P) are not compared by kensa (docs/cis-offline.md).
+    let columns = [(0, "size_differs"), (1, "mode_differs"), (2, "filedigest_differs"), (4, "link_mismatch"), (5, "ownership_differs"), (6, "group_differs"), (7, "mtime_differs")];
     let markers = [("c", "configuration_file"), ("d", "documentation_file"), ("g", "ghost_file"), ("l", "license_file"), ("r", "readme_file")];
     let mut problems = Vec::new();
     for (path, (flags, marker)) in &oracle {
@@ -189,10 +196,13 @@ fn rpmverifyfile_agrees_with_rpm_verify() {
 
     // The test can fail: every kind of change was seen as a difference somewhere.
     let fails = |f: &str| test.items.iter().filter(|i| field(i, f) == "fail").count();
-    for f in ["size_differs", "mode_differs", "filedigest_differs", "ownership_differs", "group_differs"] {
+    for f in ["size_differs", "mode_differs", "filedigest_differs", "link_mismatch", "ownership_differs", "group_differs", "mtime_differs"] {
         assert!(fails(f) > 0, "no {f} failure");
     }
     assert_eq!(field(items["/usr/share/kvt/untouched"], "filedigest_differs"), "pass");
     assert_eq!(field(items["/usr/share/kvt/same-size"], "size_differs"), "pass");
     assert_eq!(field(items["/usr/share/kvt/same-size"], "filedigest_differs"), "fail");
+    assert_eq!(field(items["/usr/share/kvt/noverify"], "filedigest_differs"), "not performed", "%verify(not md5)");
+    assert_eq!(field(items["/usr/share/kvt/noverify"], "mode_differs"), "pass");
+    assert_eq!(field(items["/usr/share/kvt/touched"], "mtime_differs"), "fail");
 }

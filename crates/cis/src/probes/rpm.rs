@@ -35,6 +35,12 @@ pub struct RpmFile {
     pub digest: String,
     pub digest_algo: u32,
     pub flags: u32,
+    /// Modification time recorded by the package (seconds since the epoch).
+    pub mtime: i64,
+    /// Symlink target ("" for other files).
+    pub link_to: String,
+    /// Which `rpm -V` tests apply (`%verify(not ...)`; RPMVERIFY_* bits, all when unrecorded).
+    pub verify_flags: u32,
 }
 
 /// Where rpminfo and rpmverifyfile get packages from.
@@ -75,6 +81,9 @@ impl RpmSource for KensaRpmDb {
 }
 
 const TAG_FILESIZES: i32 = 1028;
+const TAG_FILEMTIMES: i32 = 1034;
+const TAG_FILELINKTOS: i32 = 1036;
+const TAG_FILEVERIFYFLAGS: i32 = 1045;
 const TAG_FILEMODES: i32 = 1030;
 const TAG_FILEDIGESTS: i32 = 1035;
 const TAG_FILEFLAGS: i32 = 1037;
@@ -102,7 +111,8 @@ impl KensaRpmDb {
                     let strs = |t| h.string_array(t).ok().flatten().unwrap_or_default();
                     let ints = |t| h.integers(t).ok().flatten().unwrap_or_default();
                     let (modes, sizes, flags) = (ints(TAG_FILEMODES), ints(TAG_FILESIZES), ints(TAG_FILEFLAGS));
-                    let (digests, users, groups) = (strs(TAG_FILEDIGESTS), strs(TAG_FILEUSERNAME), strs(TAG_FILEGROUPNAME));
+                    let (mtimes, verify) = (ints(TAG_FILEMTIMES), ints(TAG_FILEVERIFYFLAGS));
+                    let (digests, users, groups, links) = (strs(TAG_FILEDIGESTS), strs(TAG_FILEUSERNAME), strs(TAG_FILEGROUPNAME), strs(TAG_FILELINKTOS));
                     let algo = h.integer(TAG_FILEDIGESTALGO).ok().flatten().unwrap_or(1) as u32;
                     for (i, path) in p.files.iter().enumerate() {
                         files.push(RpmFile {
@@ -114,6 +124,9 @@ impl KensaRpmDb {
                             digest: digests.get(i).cloned().unwrap_or_default(),
                             digest_algo: algo,
                             flags: flags.get(i).copied().unwrap_or(0) as u32,
+                            mtime: mtimes.get(i).copied().unwrap_or(0) as i64,
+                            link_to: links.get(i).cloned().unwrap_or_default(),
+                            verify_flags: verify.get(i).map(|&v| v as u32).unwrap_or(u32::MAX),
                         });
                     }
                 }
@@ -248,6 +261,15 @@ const RPMFILE_GHOST: u32 = 64;
 const RPMFILE_LICENSE: u32 = 128;
 const RPMFILE_README: u32 = 256;
 
+// rpmVerifyAttrs bits (rpm's rpmvf.h).
+const VERIFY_DIGEST: u32 = 1 << 0;
+const VERIFY_SIZE: u32 = 1 << 1;
+const VERIFY_LINKTO: u32 = 1 << 2;
+const VERIFY_USER: u32 = 1 << 3;
+const VERIFY_GROUP: u32 = 1 << 4;
+const VERIFY_MTIME: u32 = 1 << 5;
+const VERIFY_MODE: u32 = 1 << 6;
+
 fn id_map(ev: &Evaluator, path: &str) -> std::collections::HashMap<String, u32> {
     let text = ev.ctx.read_text(path).ok().flatten().unwrap_or_default();
     text.lines().filter_map(|l| {
@@ -257,7 +279,9 @@ fn id_map(ev: &Evaluator, path: &str) -> std::collections::HashMap<String, u32> 
 }
 
 /// rpmverifyfile: each file the rpm database records, compared with the target's file like
-/// `rpm -V` (mode, owner, group, size, SHA-256 digest; link targets and mtimes are not compared).
+/// `rpm -V`: size, mode, SHA-256 digest, link target, owner, group, mtime, each only where rpm
+/// tests it (the file's `%verify` flags, and by file type: no size/digest/mtime for directories,
+/// no size/digest/mtime/mode for symlinks). Device numbers and capabilities are not compared.
 pub fn rpmverifyfile<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Collected, String> {
     use sha2::Digest;
     let specs: Vec<(&str, Option<crate::oval::EntitySpec>)> = ["name", "epoch", "version", "release", "arch", "filepath"]
@@ -289,35 +313,56 @@ pub fn rpmverifyfile<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Co
                 }
             }
             let ghost = f.flags & RPMFILE_GHOST != 0;
-            if ghost && off("noghostfiles") {
+            if (ghost && off("noghostfiles")) || (f.flags & RPMFILE_CONFIG != 0 && off("noconfigfiles")) {
                 continue;
             }
             let md = ev.ctx.root.symlink_metadata(&f.path).ok();
-            let verdict = |skip: bool, differs: Option<bool>| -> &'static str {
-                match (skip || ghost, differs) {
-                    (true, _) | (_, None) => "not performed",
-                    (_, Some(true)) => "fail",
-                    (_, Some(false)) => "pass",
+            // The tests rpm runs for this file: its %verify flags, less what the behaviors turn
+            // off, less what the file's type on disk makes meaningless (rpm's lib/verify.c).
+            let mut tests = f.verify_flags;
+            for (behavior, bit) in [("nomd5", VERIFY_DIGEST), ("nofiledigest", VERIFY_DIGEST), ("nosize", VERIFY_SIZE), ("nolinkto", VERIFY_LINKTO), ("nouser", VERIFY_USER), ("nogroup", VERIFY_GROUP), ("nomtime", VERIFY_MTIME), ("nomode", VERIFY_MODE)] {
+                if off(behavior) {
+                    tests &= !bit;
+                }
+            }
+            tests &= match md.as_ref().map(|m| m.file_type) {
+                Some(kensa_fs::FileType::File) => !VERIFY_LINKTO,
+                Some(kensa_fs::FileType::Symlink) => !(VERIFY_DIGEST | VERIFY_SIZE | VERIFY_MTIME | VERIFY_MODE),
+                Some(_) => !(VERIFY_DIGEST | VERIFY_SIZE | VERIFY_MTIME | VERIFY_LINKTO),
+                // Missing: nothing to compare.
+                None => 0,
+            };
+            if ghost {
+                tests = 0;
+            }
+            let verdict = |bit: u32, differs: &dyn Fn(&kensa_fs::Metadata) -> Option<bool>| -> &'static str {
+                match md.as_ref().filter(|_| tests & bit != 0).and_then(differs) {
+                    None => "not performed",
+                    Some(true) => "fail",
+                    Some(false) => "pass",
                 }
             };
-            let is_reg = f.mode & 0o170000 == 0o100000;
-            let mode_d = md.as_ref().map(|m| {
+            let size = verdict(VERIFY_SIZE, &|m| Some(m.size != f.size));
+            let mode = verdict(VERIFY_MODE, &|m| {
                 let kind = match m.file_type {
                     kensa_fs::FileType::File => 0o100000,
                     kensa_fs::FileType::Dir => 0o040000,
                     kensa_fs::FileType::Symlink => 0o120000,
                     kensa_fs::FileType::Other => f.mode & 0o170000,
                 };
-                kind | (m.mode & 0o7777) != f.mode & 0o177777
+                Some(kind | (m.mode & 0o7777) != f.mode & 0o177777)
             });
-            let user_d = md.as_ref().and_then(|m| users.get(&f.user).map(|&u| u != m.uid));
-            let group_d = md.as_ref().and_then(|m| groups.get(&f.group).map(|&g| g != m.gid));
-            let size_d = md.as_ref().filter(|_| is_reg).map(|m| m.size != f.size);
-            let digest_d = if is_reg && f.digest_algo == 8 && !f.digest.is_empty() && !off("nomd5") && md.is_some() {
+            // Only SHA-256 digests (RHEL 8+, Fedora, SUSE 15) are recomputed.
+            let digest = verdict(VERIFY_DIGEST, &|_| {
+                if f.digest_algo != 8 || f.digest.is_empty() {
+                    return None;
+                }
                 ev.ctx.root.read(&f.path).ok().map(|data| hex_lower(&sha2::Sha256::digest(&data)) != f.digest)
-            } else {
-                None
-            };
+            });
+            let link = verdict(VERIFY_LINKTO, &|_| ev.ctx.root.read_link(&f.path).ok().map(|t| t.to_string_lossy() != f.link_to));
+            let user = verdict(VERIFY_USER, &|m| users.get(&f.user).map(|&u| u != m.uid));
+            let group = verdict(VERIFY_GROUP, &|m| groups.get(&f.group).map(|&g| g != m.gid));
+            let mtime = verdict(VERIFY_MTIME, &|m| Some(m.mtime != f.mtime));
             let mut it = Item::new();
             it.set("name", p.name.clone())
                 .set("epoch", epoch.clone())
@@ -325,14 +370,14 @@ pub fn rpmverifyfile<'a>(ev: &mut Evaluator<'a, '_>, obj: &'a Node) -> Result<Co
                 .set("release", p.release.clone())
                 .set("arch", p.arch.clone())
                 .set("filepath", f.path.clone())
-                .set("size_differs", verdict(off("nosize"), size_d))
-                .set("mode_differs", verdict(off("nomode"), mode_d))
-                .set("md5_differs", verdict(off("nomd5"), digest_d))
-                .set("filedigest_differs", verdict(off("nomd5"), digest_d))
-                .set("ownership_differs", verdict(off("nouser"), user_d))
-                .set("group_differs", verdict(off("nogroup"), group_d))
-                .set("mtime_differs", "not performed")
-                .set("link_mismatch", "not performed")
+                .set("size_differs", size)
+                .set("mode_differs", mode)
+                .set("md5_differs", digest)
+                .set("filedigest_differs", digest)
+                .set("ownership_differs", user)
+                .set("group_differs", group)
+                .set("mtime_differs", mtime)
+                .set("link_mismatch", link)
                 .set("configuration_file", (f.flags & RPMFILE_CONFIG != 0).to_string())
                 .set("documentation_file", (f.flags & RPMFILE_DOC != 0).to_string())
                 .set("ghost_file", ghost.to_string())
