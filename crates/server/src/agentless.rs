@@ -3,10 +3,14 @@
 //!
 //! Eligibility follows Inspector: volumes whose key carries the exclusion tag are neither
 //! snapshotted nor read; fewer than 8 volumes and at most 1,200 GB in all (checked before any
-//! filesystem is read); an ext3, ext4 or xfs root filesystem. The snapshot is released as soon as
-//! the volumes are read, whatever happened (errors and panics included).
+//! filesystem is read); an ext3, ext4 or xfs root filesystem; reading a machine's volumes takes at
+//! most [`COLLECTION_TIME_LIMIT`]. The snapshot is released as soon as the volumes are read,
+//! whatever happened (errors and panics included).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::coverage::{is_excluded, EXCLUSION_TAG};
 use crate::provider::{MachineProvider, ProvidedMachine, Snapshot, VolumeBlocks};
@@ -54,7 +58,15 @@ impl Drop for SnapshotGuard<'_> {
     }
 }
 
+/// The longest an agentless scan may read one machine's volumes (a huge or hostile volume must not
+/// hold up the scheduler): past it the scan stops with AGENTLESS_INSTANCE_COLLECTION_TIME_LIMIT_EXCEEDED.
+pub const COLLECTION_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
+
 fn scan_with(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow) -> Result<usize, AgentlessError> {
+    scan_until(state, provider, m, Instant::now() + COLLECTION_TIME_LIMIT)
+}
+
+fn scan_until(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow, deadline: Instant) -> Result<usize, AgentlessError> {
     let limits = kensa_disk::Limits::default();
     let pm = ProvidedMachine { id: m.id.clone(), name: m.name.clone(), tags: m.tags.clone(), volumes: m.volumes.clone() };
     let (excluded, volumes): (Vec<Volume>, Vec<Volume>) = m.volumes.iter().cloned().partition(|v| is_excluded(&v.key_tags));
@@ -76,8 +88,17 @@ fn scan_with(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow) -
     let snapshot = provider.create_snapshot(&pm, &volumes, &scan_id).map_err(|e| err("INTERNAL_ERROR", format!("cannot snapshot the volumes: {e:#}")))?;
     let guard = SnapshotGuard { provider, snapshot: Some(snapshot), machine_id: &m.id, scan_id };
     let snapshot = guard.snapshot.as_ref().expect("set just above");
-    let mut inv = read_snapshot(provider, snapshot, &volumes, m, &limits)?;
+    let timer = Deadline { at: deadline, passed: Arc::new(AtomicBool::new(false)) };
+    let read = read_snapshot(provider, snapshot, &volumes, m, &limits, &timer);
     drop(guard);
+    // Reads past the deadline fail, whatever error they caused along the way: report the cause.
+    if timer.passed.load(Ordering::Relaxed) {
+        return Err(err(
+            "AGENTLESS_INSTANCE_COLLECTION_TIME_LIMIT_EXCEEDED",
+            format!("reading the volumes took longer than {} minutes", COLLECTION_TIME_LIMIT.as_secs() / 60),
+        ));
+    }
+    let mut inv = read?;
     for v in &excluded {
         inv.warnings.push(kensa_inventory::Warning {
             cataloger: "disk".into(),
@@ -96,6 +117,36 @@ fn scan_with(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow) -
         store::put_inventory(&mut conn, &m.id, &inv, &sha, "AGENTLESS").map_err(|e| err("INTERNAL_ERROR", format!("cannot store the inventory: {e:#}")))?;
     }
     state.rematch_machine(&m.id).map_err(|e| err("INTERNAL_ERROR", format!("cannot match the inventory: {e:#}")))
+}
+
+/// The time limit of one scan's reads, shared by the devices of all its volumes.
+#[derive(Clone)]
+struct Deadline {
+    at: Instant,
+    passed: Arc<AtomicBool>,
+}
+
+/// A volume's blocks that stop reading at the deadline. It sits below the block cache, so only
+/// reads that reach the snapshot check the clock.
+struct DeadlineDev {
+    inner: Arc<dyn kensa_disk::block::BlockDev>,
+    deadline: Deadline,
+}
+
+impl kensa_disk::block::BlockDev for DeadlineDev {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        if self.deadline.passed.load(Ordering::Relaxed) || Instant::now() >= self.deadline.at {
+            self.deadline.passed.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "agentless collection time limit exceeded"));
+        }
+        self.inner.read_at(off, buf)
+    }
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
 }
 
 /// A random id naming one agentless scan (and the snapshots taken for it).
@@ -121,12 +172,14 @@ fn read_snapshot(
     volumes: &[Volume],
     m: &MachineRow,
     limits: &kensa_disk::Limits,
+    deadline: &Deadline,
 ) -> Result<kensa_inventory::Inventory, AgentlessError> {
     // Block access to every volume first, so the combined size is checked before any filesystem
     // is read (a cloud provider's block device fetches nothing until read).
     let mut blocks = Vec::with_capacity(volumes.len());
     for (index, v) in volumes.iter().enumerate() {
-        let b = provider.read_blocks(snapshot, index).map_err(|e| err("INTERNAL_ERROR", format!("cannot read volume {}: {e:#}", v.path)))?;
+        let mut b = provider.read_blocks(snapshot, index).map_err(|e| err("INTERNAL_ERROR", format!("cannot read volume {}: {e:#}", v.path)))?;
+        b.device = Arc::new(DeadlineDev { inner: b.device, deadline: deadline.clone() });
         blocks.push(b);
     }
     let total: u64 = blocks.iter().map(|b| b.device.size()).sum();
@@ -422,5 +475,13 @@ mod tests {
         assert!(e.message.contains("injected reader panic"), "{}", e.message);
         assert_eq!(m.agentless_error, Some(e));
         assert_eq!(f.snapshots(), (4, 4));
+        f.provider.panic_on_read.store(false, Ordering::SeqCst);
+
+        // Past the collection time limit, reads stop and the scan says why.
+        let m = store::machine(&f.state.db.lock().unwrap(), "vm").unwrap().unwrap();
+        let e = scan_until(&f.state, f.provider.as_ref(), &m, Instant::now()).unwrap_err();
+        assert_eq!(e.reason, "AGENTLESS_INSTANCE_COLLECTION_TIME_LIMIT_EXCEEDED");
+        assert_eq!(f.snapshots(), (5, 5));
+        assert_eq!(scan_until(&f.state, f.provider.as_ref(), &m, Instant::now() + Duration::from_secs(600)), Ok(0));
     }
 }
