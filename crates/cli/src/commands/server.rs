@@ -29,7 +29,9 @@ pub struct ServerArgs {
     /// File holding the admin token (first line).
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
-    /// TOML file of machines without agents (`[[machine]]` tables with id, name, tags, volumes).
+    /// TOML file of machines without agents, re-read when it changes: `[[machine]]` tables with id,
+    /// name, tags, managed (an agent is expected), volumes (disk image paths, or tables with path,
+    /// key and key_tags). See README.md, "Fleet server".
     #[arg(long, value_name = "FILE")]
     machines: Option<PathBuf>,
     /// PEM certificate chain: serve HTTPS (needs --tls-key).
