@@ -67,6 +67,10 @@ struct VulnPool {
     idle: Vec<kensa_vulndb::VulnDb>,
 }
 
+/// Setting naming the vulnerability database file (modification time, size) the stored findings
+/// were matched against.
+const VULN_DB_STAMP: &str = "vuln_db_stamp";
+
 /// Idle connections kept: one per worker that matches concurrently is enough.
 const VULN_POOL_SIZE: usize = 4;
 
@@ -126,12 +130,26 @@ impl AppState {
         Ok(findings::store_match(&mut conn, id, input.generation, &prepared)?)
     }
 
-    /// Queues every machine with an inventory for re-matching (after a database update); the
-    /// background matcher works through them after fresh reports. Returns how many were queued.
-    pub fn rematch_all(&self) -> usize {
-        let ids: Vec<String> = {
-            let conn = self.db.lock().expect("store lock poisoned");
-            store::machines(&conn).unwrap_or_default().into_iter().filter(|m| m.inventory_at.is_some()).map(|m| m.id).collect()
+    /// Continuous scanning: when the vulnerability database file is not the one the stored
+    /// findings were matched against, queues every stored inventory for re-matching (after fresh
+    /// reports). The re-match is durable: `pending_match` rows and the database's stamp are written
+    /// in one transaction, so a restart neither loses a re-match in progress nor repeats a finished
+    /// one. Returns how many machines were queued, None when the database is unchanged or absent.
+    pub fn rematch_if_database_changed(&self) -> Option<usize> {
+        let (modified, len) = file_stamp(&self.vuln_db)?;
+        let stamp = format!("{}:{len}", modified.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        let ids = {
+            let mut conn = self.db.lock().expect("store lock poisoned");
+            if store::get_setting(&conn, VULN_DB_STAMP).ok().flatten().as_deref() == Some(stamp.as_str()) {
+                return None;
+            }
+            match store::queue_all_for_rematch(&mut conn, VULN_DB_STAMP, &stamp) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::error!("cannot queue machines for re-matching: {e}");
+                    return None;
+                }
+            }
         };
         let mut queue = self.matcher.queue.lock().expect("match queue lock poisoned");
         for id in &ids {
@@ -139,7 +157,7 @@ impl AppState {
         }
         queue.collect_garbage = true;
         self.matcher.wake.notify_all();
-        ids.len()
+        Some(ids.len())
     }
 
     /// Queues a machine whose new inventory was just stored (its `pending_match` row is already
@@ -356,25 +374,19 @@ pub async fn serve(cfg: ServerConfig, state: Arc<AppState>) -> anyhow::Result<()
     let tick = cfg.tick;
     tokio::spawn(async move {
         let mut last = None;
-        let mut db_stamp = None;
         loop {
             let s = sched_state.clone();
             let mut l = last.take();
-            let mut stamp = db_stamp.take();
-            (last, db_stamp) = tokio::task::spawn_blocking(move || {
+            last = tokio::task::spawn_blocking(move || {
                 sync_provider(&s, &mut l);
-                // Continuous scanning: a new database re-matches every stored inventory.
-                let now_stamp = file_stamp(&s.vuln_db);
-                if now_stamp.is_some() && now_stamp != stamp {
-                    let n = s.rematch_all();
+                if let Some(n) = s.rematch_if_database_changed() {
                     tracing::info!("vulnerability database changed: re-matching {n} machines in the background");
-                    stamp = now_stamp;
                 }
                 agentless::run_due(&s);
-                (l, stamp)
+                l
             })
             .await
-            .unwrap_or((None, None));
+            .unwrap_or(None);
             tokio::select! {
                 _ = tokio::time::sleep(tick) => {}
                 _ = sched_state.changed.notified() => {}

@@ -198,13 +198,28 @@ fn acknowledged_report_is_matched_after_a_restart() {
     let c = coverage(&s, "host-1");
     assert_eq!(c["scanStatus"]["reason"], "SUCCESSFUL", "{c}");
     assert!(c["lastScannedAt"].as_str().is_some_and(|t| t.ends_with('Z')), "{c}");
+
+    // The first look at the database queues every stored inventory (the findings were not
+    // matched against this file yet as far as the store knows).
+    assert_eq!(state.rematch_if_database_changed(), Some(1));
+    wait_drained(&state);
+    assert_eq!(state.matches_done(), 2);
+    assert_eq!(as_matched(&findings(&s, "host-1", "ACTIVE")), want);
     s.stop();
 
-    // A third start finds nothing pending.
+    // A third start finds nothing pending and the same database: nothing is matched again.
     let (state, _) = kensa_server::prepare(&cfg).unwrap();
     state.start_matcher().unwrap();
+    assert_eq!(state.rematch_if_database_changed(), None);
     wait_drained(&state);
     assert_eq!(state.matches_done(), 0);
+    // A new database file re-matches every stored inventory without the machine sending anything.
+    std::fs::remove_file(&db).unwrap();
+    assert_eq!(state.rematch_if_database_changed(), None, "no database, nothing to match against");
+    vuln_db(tmp.path()).unwrap();
+    assert_eq!(state.rematch_if_database_changed(), Some(1));
+    wait_drained(&state);
+    assert_eq!(state.matches_done(), 1);
 }
 
 #[test]
