@@ -7,9 +7,10 @@
 //! 2. partitions ([`partition`]: GPT, MBR with logical partitions, none) and LVM2 linear logical
 //!    volumes ([`lvm`]);
 //! 3. filesystems ([`ext4`], [`xfs`]) implementing [`kensa_fs::RawFs`];
-//! 4. assembly ([`open_image`]): the root filesystem (the one with `etc/os-release`) with the
-//!    volumes its `/etc/fstab` mounts composed below it ([`mount::MountFs`]), wrapped in a
-//!    [`kensa_fs::Root`] so every cataloger reads it unchanged.
+//! 4. assembly ([`open_image`], or [`open_images`] / [`open_block_devices`] for a machine with
+//!    several disks): the root filesystem (the one with `etc/os-release`) with the volumes its
+//!    `/etc/fstab` mounts composed below it ([`mount::MountFs`]), wrapped in a [`kensa_fs::Root`]
+//!    so every cataloger reads it unchanged.
 
 pub mod block;
 pub mod ext4;
@@ -48,11 +49,15 @@ impl Default for Limits {
     }
 }
 
-/// One volume found on the disk.
+/// One volume found on the disk(s).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {
-    /// `disk`, `partition 1`, `LV vg0/root`.
+    /// `disk`, `partition 1`, `LV vg0/root`; on a machine with several disks, prefixed with the
+    /// disk's number (`disk 2 partition 1`).
     pub name: String,
+    /// Which of the machine's disks holds it (0 for the first; logical volumes: their first
+    /// physical volume's disk).
+    pub disk: usize,
     pub partition: Option<u32>,
     /// Size in bytes.
     pub size: u64,
@@ -71,18 +76,24 @@ pub struct Volume {
 /// An opened disk image: the composed root filesystem and what was found on the way.
 pub struct DiskTarget {
     pub root: Root,
+    /// Image format and partition table of the disk holding the root filesystem.
     pub format: ImageFormat,
     pub table: TableKind,
     pub volumes: Vec<Volume>,
     /// Eligibility and completeness notes, in plain words (unsupported filesystems, ext2, an
     /// unreplayed journal, fstab entries with no volume in the image, ...).
     pub notes: Vec<String>,
-    counters: Arc<Counters>,
+    counters: Vec<Arc<Counters>>,
 }
 
 impl DiskTarget {
+    /// Bytes read, blocks fetched and files opened, summed over the disks.
     pub fn stats(&self) -> IoStats {
-        self.counters.snapshot()
+        self.counters.iter().map(|c| c.snapshot()).fold(IoStats::default(), |a, b| IoStats {
+            bytes_read: a.bytes_read + b.bytes_read,
+            blocks_fetched: a.blocks_fetched + b.blocks_fetched,
+            files_opened: a.files_opened + b.files_opened,
+        })
     }
 }
 
@@ -181,46 +192,114 @@ fn probe(dev: &Arc<dyn BlockDev>, counters: &Arc<Counters>) -> Content {
 /// ext2/3/4 and xfs filesystem, finds the root filesystem and mounts the volumes its `/etc/fstab`
 /// names below it. Refuses images beyond `limits` with the reason.
 pub fn open_image(path: &Path, limits: &Limits) -> Result<DiskTarget, DiskError> {
-    let counters = Arc::new(Counters::default());
-    let (disk, format) = image::open(path, counters.clone()).map_err(|source| DiskError::Io { path: path.to_path_buf(), source })?;
-    open_disk(disk, format, counters, path, limits)
+    open_images(&[path.to_path_buf()], limits)
+}
+
+/// Like [`open_image`] for a machine whose volumes are several disk images (a second disk holding
+/// /var, say, or an LVM volume group spanning disks): the root is looked for on every disk and
+/// the root's `/etc/fstab` mounts volumes from any of them. The limits apply to all disks together.
+pub fn open_images(paths: &[PathBuf], limits: &Limits) -> Result<DiskTarget, DiskError> {
+    let mut disks = Vec::with_capacity(paths.len());
+    for path in paths {
+        let counters = Arc::new(Counters::default());
+        let (dev, format) = image::open(path, counters.clone()).map_err(|source| DiskError::Io { path: path.clone(), source })?;
+        disks.push(DiskInput { dev, format, counters, name: path.clone() });
+    }
+    open_disks(disks, limits)
+}
+
+/// One disk of a machine for [`open_block_devices`].
+pub struct DiskInput {
+    /// The guest disk's bytes (an image already decoded, or a snapshot's block API).
+    pub dev: Arc<dyn BlockDev>,
+    /// The container format the bytes came from, reported back in [`DiskTarget::format`].
+    pub format: ImageFormat,
+    /// The counters `dev` updates (bytes read).
+    pub counters: Arc<Counters>,
+    /// Used in messages.
+    pub name: PathBuf,
+}
+
+/// [`open_block_device`] for a machine with several disks (see [`open_images`]).
+pub fn open_block_devices(disks: Vec<DiskInput>, limits: &Limits) -> Result<DiskTarget, DiskError> {
+    open_disks(disks, limits)
 }
 
 /// Like [`open_image`] for a disk that is not a local image file: any [`BlockDev`] presenting the
 /// guest disk (a cloud snapshot read through its block API, say). `counters` are the ones the
 /// device updates (bytes read); `name` is used in messages.
 pub fn open_block_device(disk: Arc<dyn BlockDev>, counters: Arc<Counters>, name: &Path, limits: &Limits) -> Result<DiskTarget, DiskError> {
-    open_disk(disk, ImageFormat::Raw, counters, name, limits)
+    open_disks(vec![DiskInput { dev: disk, format: ImageFormat::Raw, counters, name: name.to_path_buf() }], limits)
 }
 
-fn open_disk(disk: Arc<dyn BlockDev>, format: ImageFormat, counters: Arc<Counters>, path: &Path, limits: &Limits) -> Result<DiskTarget, DiskError> {
-    let io_err = |source: io::Error| DiskError::Io { path: path.to_path_buf(), source };
-    if disk.size() > limits.max_total_bytes {
-        return Err(DiskError::Ineligible {
-            path: path.to_path_buf(),
-            reason: format!("the disk holds {} bytes, more than the {}-byte limit", disk.size(), limits.max_total_bytes),
-        });
+fn open_disks(disks: Vec<DiskInput>, limits: &Limits) -> Result<DiskTarget, DiskError> {
+    let Some(first) = disks.first() else {
+        return Err(DiskError::Ineligible { path: PathBuf::new(), reason: "no disk given".into() });
+    };
+    // Messages about the machine as a whole name its first disk (and how many more there are).
+    let path = if disks.len() == 1 { first.name.clone() } else { PathBuf::from(format!("{} (+{} more disks)", first.name.display(), disks.len() - 1)) };
+    let path = path.as_path();
+    let total: u64 = disks.iter().map(|d| d.dev.size()).sum();
+    if total > limits.max_total_bytes {
+        let what = if disks.len() == 1 { "the disk holds".to_string() } else { format!("the {} disks hold", disks.len()) };
+        return Err(DiskError::Ineligible { path: path.to_path_buf(), reason: format!("{what} {total} bytes, more than the {}-byte limit", limits.max_total_bytes) });
     }
-    let uncached = disk.clone();
-    let disk: Arc<dyn BlockDev> = Arc::new(CachedDev::new(disk, limits.cache_bytes, counters.clone()));
-    let (table, parts) = partition::scan(&*disk).map_err(io_err)?;
+    let counters: Vec<Arc<Counters>> = disks.iter().map(|d| d.counters.clone()).collect();
+    // Filesystems count files opened; with several disks they share the first disk's counters
+    // (stats are summed over all of them anyway).
+    let fs_counters = counters[0].clone();
+    let multi = disks.len() > 1;
+    let cache_share = limits.cache_bytes / disks.len() as u64;
 
     let mut notes = Vec::new();
+    let mut tables = Vec::with_capacity(disks.len());
+    let mut formats = Vec::with_capacity(disks.len());
     let mut found: Vec<(Volume, Arc<dyn BlockDev>)> = Vec::new();
+    for (index, d) in disks.into_iter().enumerate() {
+        let prefix = if multi { format!("disk {} ", index + 1) } else { String::new() };
+        let before = found.len();
+        let table = collect_disk_volumes(d.dev, d.counters, cache_share, &d.name, &prefix, &mut found, &mut notes)?;
+        tables.push(table);
+        formats.push(d.format);
+        for (v, _) in &mut found[before..] {
+            v.disk = index;
+        }
+    }
+    assemble(found, tables, formats, counters, fs_counters, path, limits, notes)
+}
+
+/// Reads one disk's partition table (or finds a bare or lost filesystem) and appends its volumes
+/// to `found`. Returns the table kind.
+fn collect_disk_volumes(
+    disk: Arc<dyn BlockDev>,
+    counters: Arc<Counters>,
+    cache_bytes: u64,
+    path: &Path,
+    prefix: &str,
+    found: &mut Vec<(Volume, Arc<dyn BlockDev>)>,
+    notes: &mut Vec<String>,
+) -> Result<TableKind, DiskError> {
+    let io_err = |source: io::Error| DiskError::Io { path: path.to_path_buf(), source };
+    let uncached = disk.clone();
+    let disk: Arc<dyn BlockDev> = Arc::new(CachedDev::new(disk, cache_bytes, counters));
+    let (table, parts) = partition::scan(&*disk).map_err(io_err)?;
     if parts.is_empty() {
         let whole = ext4::probe(&*disk) || xfs::probe(&*disk) || matches!(lvm::probe(&disk), Ok(Some(_))) || probe_other(&*disk).is_some();
         match (whole, if whole { None } else { find_lost_filesystem(&*uncached) }) {
             (false, Some(off)) => {
-                notes.push(format!("no partition table; a filesystem was found by its signature at offset {off}"));
-                let name = format!("filesystem at offset {off}");
+                notes.push(format!("{prefix}no partition table; a filesystem was found by its signature at offset {off}"));
+                let name = format!("{prefix}filesystem at offset {off}");
                 let dev = SliceDev::new(disk.clone(), off, disk.size() - off, name.clone()).map_err(io_err)?;
                 found.push((blank_volume(name, None, disk.size() - off), Arc::new(dev)));
             }
-            _ => found.push((blank_volume("disk".into(), None, disk.size()), disk.clone())),
+            _ => {
+                let name = if prefix.is_empty() { "disk".to_string() } else { prefix.trim_end().to_string() };
+                found.push((blank_volume(name, None, disk.size()), disk.clone()))
+            }
         }
     }
     for p in &parts {
-        let name = format!("partition {}", p.number);
+        let name = format!("{prefix}partition {}", p.number);
         let dev: Arc<dyn BlockDev> = match SliceDev::new(disk.clone(), p.start, p.size, name.clone()) {
             Ok(d) => Arc::new(d),
             Err(e) => {
@@ -233,14 +312,31 @@ fn open_disk(disk: Arc<dyn BlockDev>, format: ImageFormat, counters: Arc<Counter
         v.part_label = p.part_label.clone().filter(|l| !l.is_empty());
         found.push((v, dev));
     }
+    Ok(table)
+}
 
+/// Joins LVM logical volumes (a volume group may span disks), opens the filesystems, finds the
+/// root and composes the mounts its `/etc/fstab` names.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    mut found: Vec<(Volume, Arc<dyn BlockDev>)>,
+    tables: Vec<TableKind>,
+    formats: Vec<ImageFormat>,
+    counters: Vec<Arc<Counters>>,
+    fs_counters: Arc<Counters>,
+    path: &Path,
+    limits: &Limits,
+    mut notes: Vec<String>,
+) -> Result<DiskTarget, DiskError> {
     // LVM: physical volumes first, then their logical volumes join the list.
     let mut pvs = Vec::new();
+    let mut pv_disk = std::collections::HashMap::new();
     for (v, dev) in &mut found {
         match lvm::probe(dev) {
             Ok(Some(pv)) => {
                 v.fs_type = Some("LVM2_member".into());
                 v.uuid = Some(pv.uuid.clone());
+                pv_disk.entry(pv.uuid.clone()).or_insert(v.disk);
                 pvs.push(pv);
             }
             Ok(None) => {}
@@ -255,6 +351,7 @@ fn open_disk(disk: Arc<dyn BlockDev>, format: ImageFormat, counters: Arc<Counter
                     match lv.dev {
                         Ok(dev) => {
                             let mut v = blank_volume(name, None, dev.size());
+                            v.disk = pv_disk.values().copied().min().unwrap_or(0);
                             v.part_label = Some(format!("{}/{}", lv.vg, lv.name));
                             found.push((v, dev));
                         }
@@ -270,7 +367,7 @@ fn open_disk(disk: Arc<dyn BlockDev>, format: ImageFormat, counters: Arc<Counter
     if volume_count > limits.max_volumes {
         return Err(DiskError::Ineligible {
             path: path.to_path_buf(),
-            reason: format!("the disk holds {volume_count} volumes, more than the limit of {}", limits.max_volumes),
+            reason: format!("{} {volume_count} volumes, more than the limit of {}", if tables.len() == 1 { "the disk holds" } else { "the disks hold" }, limits.max_volumes),
         });
     }
 
@@ -281,7 +378,7 @@ fn open_disk(disk: Arc<dyn BlockDev>, format: ImageFormat, counters: Arc<Counter
             volumes.push(v);
             continue;
         }
-        match probe(&dev, &counters) {
+        match probe(&dev, &fs_counters) {
             Content::Ext4(fs) => {
                 let info = fs.info().clone();
                 v.fs_type = Some(info.kind.into());
@@ -344,7 +441,8 @@ fn open_disk(disk: Arc<dyn BlockDev>, format: ImageFormat, counters: Arc<Counter
                 continue;
             }
             let Some(vi) = volumes.iter().position(|v| matches_spec(v, &entry.spec)) else {
-                notes.push(format!("/etc/fstab mounts {} on {} but this image has no such volume", entry.spec, entry.mount_point.display()));
+                let what = if tables.len() == 1 { "this image has" } else { "these disks have" };
+                notes.push(format!("/etc/fstab mounts {} on {} but {what} no such volume", entry.spec, entry.mount_point.display()));
                 continue;
             };
             match filesystems.iter().find(|(i, _)| *i == vi) {
@@ -368,8 +466,9 @@ fn open_disk(disk: Arc<dyn BlockDev>, format: ImageFormat, counters: Arc<Counter
             notes.push(format!("{} ({}) is not mounted by /etc/fstab and is not scanned", v.name, v.fs_type.as_deref().unwrap_or("unknown")));
         }
     }
-    let fs: Arc<dyn RawFs> = if mounts.is_empty() { root_fs } else { Arc::new(mount::MountFs::new(root_fs, mounts, counters.clone())) };
-    Ok(DiskTarget { root: Root::from_arc(fs), format, table, volumes, notes, counters })
+    let fs: Arc<dyn RawFs> = if mounts.is_empty() { root_fs } else { Arc::new(mount::MountFs::new(root_fs, mounts, fs_counters)) };
+    let root_disk = volumes[root_vol].disk;
+    Ok(DiskTarget { root: Root::from_arc(fs), format: formats[root_disk], table: tables[root_disk], volumes, notes, counters })
 }
 
 /// How far into a disk without a partition table we look for a filesystem (a lost or wiped table).
@@ -394,7 +493,7 @@ fn find_lost_filesystem(disk: &dyn BlockDev) -> Option<u64> {
 }
 
 fn blank_volume(name: String, partition: Option<u32>, size: u64) -> Volume {
-    Volume { name, partition, size, fs_type: None, uuid: None, label: None, part_uuid: None, part_label: None, mount_point: None, scanned: false }
+    Volume { name, disk: 0, partition, size, fs_type: None, uuid: None, label: None, part_uuid: None, part_label: None, mount_point: None, scanned: false }
 }
 
 /// Whether an fstab device spec (`UUID=`, `LABEL=`, `PARTUUID=`, `PARTLABEL=`, `/dev/disk/by-*`,
@@ -418,14 +517,41 @@ fn matches_spec(v: &Volume, spec: &str) -> bool {
         let mapper = format!("/dev/mapper/{}-{}", vg.replace('-', "--"), lv.replace('-', "--"));
         return spec == mapper || spec == format!("/dev/{vg}/{lv}");
     }
-    if let (Some(n), Some(dev)) = (v.partition, spec.strip_prefix("/dev/")) {
-        // sda2, vda2, xvda2, hda2 -> 2; nvme0n1p2, mmcblk0p2 -> 2
-        let digits: String = dev.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
-        let stem = &dev[..dev.len() - digits.len()];
-        let disk_like = ["sd", "vd", "xvd", "hd"].iter().any(|p| stem.starts_with(p) && stem.len() == p.len() + 1) || stem.ends_with('p');
-        return disk_like && digits.parse::<u32>().ok() == Some(n);
+    if v.name.contains("filesystem at offset") {
+        return false;
     }
-    false
+    match spec.strip_prefix("/dev/").and_then(kernel_device_name) {
+        Some((disk, partition)) => disk == v.disk && partition == v.partition,
+        None => false,
+    }
+}
+
+/// The disk number (by the order disks are attached) and partition of a kernel device name:
+/// `sda2`, `vda2`, `xvda2`, `hda2` -> (0, 2); `sdb` -> (1, none); `nvme1n1p2`, `mmcblk0p2` -> (1, 2),
+/// (0, 2).
+fn kernel_device_name(dev: &str) -> Option<(usize, Option<u32>)> {
+    let digits_at_end = |s: &str| s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    for prefix in ["nvme", "mmcblk"] {
+        if let Some(rest) = dev.strip_prefix(prefix) {
+            let n = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let disk = rest[..n].parse().ok()?;
+            let rest = &rest[n..];
+            // nvme namespaces: nvme0n1, nvme0n1p2
+            let rest = if prefix == "nvme" { rest.strip_prefix('n')?.trim_start_matches(|c: char| c.is_ascii_digit()) } else { rest };
+            return match rest.strip_prefix('p') {
+                None if rest.is_empty() => Some((disk, None)),
+                Some(p) => Some((disk, Some(p.parse().ok()?))),
+                None => None,
+            };
+        }
+    }
+    let d = digits_at_end(dev);
+    let (stem, part) = dev.split_at(dev.len() - d);
+    let letter = ["xvd", "sd", "vd", "hd"].iter().find_map(|p| stem.strip_prefix(p)).filter(|l| l.len() == 1)?.as_bytes()[0];
+    if !letter.is_ascii_lowercase() {
+        return None;
+    }
+    Some(((letter - b'a') as usize, if part.is_empty() { None } else { Some(part.parse().ok()?) }))
 }
 
 #[cfg(test)]
@@ -448,5 +574,21 @@ mod tests {
         let lv = blank_volume("LV vg-data/var-log".into(), None, 1);
         assert!(matches_spec(&lv, "/dev/mapper/vg--data-var--log"));
         assert!(matches_spec(&lv, "/dev/vg-data/var-log"));
+        // A machine's second disk: /dev/sdb1, /dev/xvdb1, /dev/nvme1n1p1; its bare filesystem: /dev/vdb.
+        let mut second = blank_volume("disk 2 partition 1".into(), Some(1), 1);
+        second.disk = 1;
+        for spec in ["/dev/sdb1", "/dev/xvdb1", "/dev/nvme1n1p1"] {
+            assert!(matches_spec(&second, spec), "{spec}");
+        }
+        for spec in ["/dev/sda1", "/dev/sdb2", "/dev/nvme0n1p1", "/dev/sdb"] {
+            assert!(!matches_spec(&second, spec), "{spec}");
+        }
+        let mut bare = blank_volume("disk 2".into(), None, 1);
+        bare.disk = 1;
+        assert!(matches_spec(&bare, "/dev/vdb") && !matches_spec(&bare, "/dev/vdb1") && !matches_spec(&bare, "/dev/vda"));
+        assert_eq!(kernel_device_name("mmcblk0p2"), Some((0, Some(2))));
+        assert_eq!(kernel_device_name("nvme0n1"), Some((0, None)));
+        assert_eq!(kernel_device_name("loop0"), None);
+        assert_eq!(kernel_device_name("sdaa1"), None);
     }
 }
