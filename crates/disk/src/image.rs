@@ -3,7 +3,7 @@
 //! streamOptimized) and dynamic VHD. Each presents the guest disk as a [`BlockDev`].
 
 use std::collections::HashSet;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -301,8 +301,8 @@ pub struct VmdkSparse {
     compressed: bool,
     gd: Vec<u32>,
     gt_cache: Mutex<Lru<Arc<Vec<u32>>>>,
-    /// Recently decompressed grains.
-    inflated: Mutex<Lru<Arc<Vec<u8>>>>,
+    /// Recently decompressed grains (or their first part).
+    inflated: Mutex<Lru<Arc<Mutex<PartialGrain>>>>,
 }
 
 impl VmdkSparse {
@@ -386,25 +386,90 @@ impl VmdkSparse {
             return self.file.read_at(host + within, buf);
         }
         // streamOptimized grain: lba u64, size u32, zlib data.
-        if let Some(out) = self.inflated.lock().unwrap_or_else(|e| e.into_inner()).get(host) {
-            buf.copy_from_slice(&out[within as usize..within as usize + buf.len()]);
-            return Ok(());
+        let end = within as usize + buf.len();
+        let cached = self.inflated.lock().unwrap_or_else(|e| e.into_inner()).get(host);
+        let grain = match cached {
+            Some(g) => g,
+            None => {
+                if host.checked_add(12).map_or(true, |e| e > self.file.size()) {
+                    return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
+                }
+                let mut head = [0u8; 12];
+                self.file.read_at(host, &mut head)?;
+                let clen = le32(&head, 8) as u64;
+                if clen > 2 * self.grain_bytes + 4096 || (host + 12).checked_add(clen).map_or(true, |e| e > self.file.size()) {
+                    return Err(corrupt(format!("{}: compressed grain at offset {host} (guest {off}) claims {clen} bytes", self.name)));
+                }
+                let g = Arc::new(Mutex::new(PartialGrain::new(clen as usize, self.grain_bytes as usize)));
+                self.inflated.lock().unwrap_or_else(|e| e.into_inner()).put(host, g.clone());
+                g
+            }
+        };
+        let mut g = grain.lock().unwrap_or_else(|e| e.into_inner());
+        if g.out.len() < end {
+            g.inflate_to(end, &*self.file, host + 12).map_err(|e| corrupt(format!("{}: compressed grain at offset {host} (guest {off}): {e}", self.name)))?;
         }
-        let mut head = [0u8; 12];
-        if host.checked_add(12).map_or(true, |e| e > self.file.size()) {
-            return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
+        buf.copy_from_slice(&g.out[within as usize..end]);
+        Ok(())
+    }
+}
+
+/// Compressed bytes of a streamOptimized grain read beyond the estimate of what a read needs
+/// (a read that falls short costs one more small read, not a re-inflate).
+const GRAIN_READ_SLACK: usize = 256;
+
+/// A streamOptimized grain inflated as far as reads have needed so far. Deflate is sequential, so
+/// a read near the start of a grain never needs the rest of its compressed stream: directory and
+/// inode blocks, file heads and archive tails usually need part of a grain only.
+struct PartialGrain {
+    /// Length of the whole compressed stream.
+    compressed_len: usize,
+    /// Compressed bytes read from the image so far.
+    read: usize,
+    /// Read but not yet taken by the decompressor.
+    pending: Vec<u8>,
+    /// `None` once the grain is complete (its state is not kept in the cache).
+    dec: Option<Box<flate2::Decompress>>,
+    /// The grain's bytes inflated so far (capacity: the grain size).
+    out: Vec<u8>,
+}
+
+impl PartialGrain {
+    fn new(compressed_len: usize, grain: usize) -> Self {
+        PartialGrain { compressed_len, read: 0, pending: Vec::new(), dec: Some(Box::new(flate2::Decompress::new(true))), out: Vec::with_capacity(grain) }
+    }
+
+    /// Inflates until `out` holds at least `end` bytes, reading the compressed stream (which
+    /// starts at `data` in `file`) in pieces sized by the ratio seen so far.
+    fn inflate_to(&mut self, end: usize, file: &dyn BlockDev, data: u64) -> io::Result<()> {
+        let grain = self.out.capacity();
+        while self.out.len() < end {
+            let Some(dec) = self.dec.as_mut() else { break };
+            let have = self.out.len();
+            let estimate = if have == 0 { self.compressed_len * end / grain } else { (self.read * end).div_ceil(have) };
+            let want = estimate.max(self.read + 1).saturating_add(GRAIN_READ_SLACK).min(self.compressed_len);
+            if want > self.read {
+                let old = self.pending.len();
+                self.pending.resize(old + want - self.read, 0);
+                file.read_at(data + self.read as u64, &mut self.pending[old..])?;
+                self.read = want;
+            }
+            let before_in = dec.total_in();
+            let status = dec.decompress_vec(&self.pending, &mut self.out, flate2::FlushDecompress::None).map_err(|e| corrupt(e.to_string()))?;
+            let consumed = (dec.total_in() - before_in) as usize;
+            self.pending.drain(..consumed);
+            if status == flate2::Status::StreamEnd || self.out.len() == grain {
+                // A stream that ends early reads as zeros past its end.
+                self.out.resize(grain, 0);
+                self.dec = None;
+                self.pending = Vec::new();
+            } else if self.read == self.compressed_len && self.out.len() == have && consumed == 0 {
+                return Err(corrupt(format!("truncated: {} of {grain} bytes inflated from {} compressed bytes", self.out.len(), self.read)));
+            }
         }
-        self.file.read_at(host, &mut head)?;
-        let clen = le32(&head, 8) as u64;
-        let compressed = read_vec(&*self.file, host + 12, clen, 2 * self.grain_bytes + 4096, "vmdk compressed grain")?;
-        let mut out = Vec::with_capacity(self.grain_bytes as usize);
-        flate2::read::ZlibDecoder::new(&compressed[..])
-            .take(self.grain_bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| corrupt(format!("{}: compressed grain at offset {host} (guest {off}): {e}", self.name)))?;
-        out.resize(self.grain_bytes as usize, 0);
-        buf.copy_from_slice(&out[within as usize..within as usize + buf.len()]);
-        self.inflated.lock().unwrap_or_else(|e| e.into_inner()).put(host, Arc::new(out));
+        if self.out.len() < end {
+            return Err(corrupt(format!("inflates to {} bytes, short of {end}", self.out.len())));
+        }
         Ok(())
     }
 }
@@ -505,5 +570,79 @@ impl BlockDev for Vhd {
     }
     fn describe(&self) -> String {
         self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+
+    /// A 64 KiB grain of mixed content (text-like and pseudo-random) as a zlib stream in a
+    /// counting in-memory device.
+    fn grain_image() -> (Vec<u8>, Arc<Counters>, FileLike) {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let grain: Vec<u8> = (0..65536usize)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if (i / 4096) % 2 == 0 { b"directory entry "[i % 16] } else { x as u8 }
+            })
+            .collect();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&grain).unwrap();
+        let counters = Arc::new(Counters::default());
+        (grain, counters.clone(), FileLike { data: z.finish().unwrap(), counters })
+    }
+
+    struct FileLike {
+        data: Vec<u8>,
+        counters: Arc<Counters>,
+    }
+    impl BlockDev for FileLike {
+        fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+            self.data.read_at(off, buf)?;
+            self.counters.bytes_read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
+        fn size(&self) -> u64 {
+            self.data.len() as u64
+        }
+        fn describe(&self) -> String {
+            "grain".into()
+        }
+    }
+
+    #[test]
+    fn grains_are_inflated_only_as_far_as_reads_need() {
+        let (grain, counters, file) = grain_image();
+        let clen = file.data.len();
+        let mut g = PartialGrain::new(clen, grain.len());
+        g.inflate_to(4096, &file, 0).unwrap();
+        assert_eq!(&g.out[..4096], &grain[..4096]);
+        let first = counters.bytes_read.load(Ordering::Relaxed) as usize;
+        assert!(first < clen / 4, "read {first} of {clen} compressed bytes for the first 4 KiB");
+        // Further reads continue the stream: every compressed byte is read once at most.
+        g.inflate_to(20_000, &file, 0).unwrap();
+        g.inflate_to(65_536, &file, 0).unwrap();
+        assert_eq!(g.out, grain);
+        assert!(g.dec.is_none());
+        assert_eq!(counters.bytes_read.load(Ordering::Relaxed) as usize, clen);
+    }
+
+    #[test]
+    fn truncated_or_corrupt_grains_are_errors() {
+        let (grain, _, mut file) = grain_image();
+        file.data.truncate(file.data.len() / 2);
+        let mut g = PartialGrain::new(file.data.len(), grain.len());
+        g.inflate_to(100, &file, 0).unwrap();
+        let e = g.inflate_to(65_536, &file, 0).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        let (grain, _, mut file) = grain_image();
+        file.data[0] = 0x12; // not a zlib header
+        let e = PartialGrain::new(file.data.len(), grain.len()).inflate_to(100, &file, 0).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }
