@@ -13,6 +13,8 @@ use flate2::read::DeflateDecoder;
 
 /// Largest central directory we read (bytes). Real JARs with 100k entries stay far below.
 pub const MAX_CENTRAL_DIRECTORY: u64 = 64 << 20;
+/// Bytes at the end of an archive searched first for the end-of-central-directory record.
+const FIRST_TAIL_READ: u64 = 4096;
 /// Largest number of entries we index.
 pub const MAX_ENTRIES: usize = 500_000;
 
@@ -110,13 +112,27 @@ impl<R: Read + Seek> ZipArchive<R> {
         if len < 22 {
             return Err(ZipError::NotZip);
         }
-        // EOCD is 22 bytes plus a comment of at most 65535 bytes at the very end.
-        let tail_len = len.min(22 + 65535);
-        let tail_start = len - tail_len;
-        let mut tail = vec![0u8; tail_len as usize];
-        reader.seek(SeekFrom::Start(tail_start))?;
-        reader.read_exact(&mut tail)?;
-        let eocd_rel = (0..=tail.len() - 22).rev().find(|&i| u32_at(&tail, i) == EOCD_SIG).ok_or(ZipError::NotZip)?;
+        // EOCD is 22 bytes plus a comment of at most 65535 bytes at the very end. Archives rarely
+        // have a comment: look in the last block first, and read the whole 64 KiB window only
+        // when the record is not there (on a disk image every byte read counts).
+        let mut tail = Vec::new();
+        let mut tail_start = len;
+        let mut eocd_rel = None;
+        for window in [FIRST_TAIL_READ, 22 + 65535] {
+            let tail_len = len.min(window);
+            if tail_len <= len - tail_start {
+                break;
+            }
+            tail_start = len - tail_len;
+            tail = vec![0u8; tail_len as usize];
+            reader.seek(SeekFrom::Start(tail_start))?;
+            reader.read_exact(&mut tail)?;
+            eocd_rel = (0..=tail.len() - 22).rev().find(|&i| u32_at(&tail, i) == EOCD_SIG);
+            if eocd_rel.is_some() {
+                break;
+            }
+        }
+        let eocd_rel = eocd_rel.ok_or(ZipError::NotZip)?;
         let eocd_pos = tail_start + eocd_rel as u64;
         let e = &tail[eocd_rel..];
         let mut total = u16_at(e, 10) as u64;
@@ -329,5 +345,95 @@ impl<R: Read + Seek> Seek for Window<R> {
             }
             None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the window")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// A zip of stored entries with an archive comment (CRCs are left zero: the reader does not
+    /// check them).
+    fn stored_zip(entries: &[(&str, &[u8])], comment: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut cd = Vec::new();
+        for (name, data) in entries {
+            let offset = out.len() as u32;
+            let mut header = |sig: u32, central: bool| {
+                let mut h = sig.to_le_bytes().to_vec();
+                if central {
+                    h.extend_from_slice(&20u16.to_le_bytes()); // made by
+                }
+                h.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, method 0, time, date, crc
+                h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                h.extend_from_slice(&0u16.to_le_bytes()); // extra
+                if central {
+                    h.extend_from_slice(&[0; 6]); // comment length, disk, internal attributes
+                    h.extend_from_slice(&0u32.to_le_bytes()); // external attributes
+                    h.extend_from_slice(&offset.to_le_bytes());
+                }
+                h.extend_from_slice(name.as_bytes());
+                h
+            };
+            let local = header(LFH_SIG, false);
+            cd.extend(header(CDH_SIG, true));
+            out.extend(local);
+            out.extend_from_slice(data);
+        }
+        let cd_offset = out.len() as u32;
+        out.extend_from_slice(&cd);
+        out.extend_from_slice(&EOCD_SIG.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&(comment.len() as u16).to_le_bytes());
+        out.extend_from_slice(comment);
+        out
+    }
+
+    /// Counts the bytes read through it.
+    struct Counting<R> {
+        inner: R,
+        read: u64,
+    }
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += n as u64;
+            Ok(n)
+        }
+    }
+    impl<R: Seek> Seek for Counting<R> {
+        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            self.inner.seek(to)
+        }
+    }
+
+    #[test]
+    fn opening_reads_the_last_block_and_the_central_directory_only() {
+        let big = vec![7u8; 1 << 20];
+        let zip = stored_zip(&[("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\n"), ("lib/big.bin", &big)], b"");
+        let mut reader = Counting { inner: Cursor::new(zip), read: 0 };
+        let mut archive = ZipArchive::new(&mut reader).unwrap();
+        assert_eq!(archive.entries.len(), 2);
+        let manifest = archive.read(0, 1 << 10, &mut InflateBudget::new(1 << 20)).unwrap();
+        assert_eq!(manifest, b"Manifest-Version: 1.0\n");
+        assert!(reader.read < FIRST_TAIL_READ + 200, "read {} bytes", reader.read);
+    }
+
+    #[test]
+    fn a_long_archive_comment_is_searched_past_the_last_block() {
+        let zip = stored_zip(&[("a.txt", b"hello")], &vec![b'x'; 10_000]);
+        let mut archive = ZipArchive::new(Cursor::new(zip)).unwrap();
+        assert_eq!(archive.entries[0].name, "a.txt");
+        assert_eq!(archive.read(0, 100, &mut InflateBudget::new(100)).unwrap(), b"hello");
+        let no_eocd = vec![0u8; 70_000];
+        assert!(matches!(ZipArchive::new(Cursor::new(no_eocd)), Err(ZipError::NotZip)));
+        assert!(matches!(ZipArchive::new(Cursor::new(vec![0u8; 30])), Err(ZipError::NotZip)));
     }
 }
