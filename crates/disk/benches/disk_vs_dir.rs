@@ -3,16 +3,24 @@
 //! the directory scan, and at most 10% of each image's allocated bytes read.
 //!
 //! `cargo bench -p kensa-disk --bench disk_vs_dir`
+//!
+//! `DISK_BENCH_PROFILE=disk-gpt-ext4.vmdk cargo bench -p kensa-disk --bench disk_vs_dir` instead
+//! prints where that image's bytes read go: per file opened by a cataloger (and the walk's and
+//! lookups' metadata reads), largest first, with totals per kind of file.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kensa_disk::{open_image, Limits};
-use kensa_fs::Root;
+use kensa_fs::{DirEntry, Metadata, RawFs, ReadSeek, Root};
 use kensa_inventory::ScanOptions;
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
@@ -40,6 +48,9 @@ fn main() {
         return;
     };
     let opts = ScanOptions::default();
+    if let Ok(name) = std::env::var("DISK_BENCH_PROFILE") {
+        return profile(&images.join(name), &opts);
+    }
     let (dir_time, dir_inv) = best_of(3, || kensa_inventory::scan(&Root::dir(&tree).unwrap(), &opts));
     let dir_packages = serde_packages(&dir_inv);
     println!("directory scan of {}: {:.3} s, {} packages", tree.display(), dir_time.as_secs_f64(), dir_inv.packages.len());
@@ -70,4 +81,135 @@ fn serde_packages(inv: &kensa_inventory::Inventory) -> Vec<String> {
     let mut v: Vec<String> = inv.packages.iter().map(|p| format!("{p:?}")).collect();
     v.sort();
     v
+}
+
+/// Bytes read from the image attributed to what caused them: the file a cataloger is reading, or
+/// metadata (lookups, directory listings) outside any file read. The scan is single-threaded, so
+/// the counter's change across one call belongs to that call.
+struct ProfiledFs {
+    inner: Arc<dyn RawFs>,
+    by_cause: Arc<Mutex<HashMap<String, (u64, u64)>>>,
+}
+
+impl ProfiledFs {
+    fn bytes(inner: &Arc<dyn RawFs>) -> u64 {
+        inner.stats().map_or(0, |s| s.bytes_read)
+    }
+    fn charge<T>(inner: &Arc<dyn RawFs>, by_cause: &Mutex<HashMap<String, (u64, u64)>>, cause: &str, f: impl FnOnce() -> T) -> T {
+        let before = Self::bytes(inner);
+        let v = f();
+        let mut map = by_cause.lock().unwrap();
+        let e = map.entry(cause.to_string()).or_default();
+        e.0 += Self::bytes(inner) - before;
+        e.1 += 1;
+        v
+    }
+}
+
+impl RawFs for ProfiledFs {
+    fn lstat(&self, path: &Path) -> io::Result<Metadata> {
+        Self::charge(&self.inner, &self.by_cause, "(lstat)", || self.inner.lstat(path))
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        Self::charge(&self.inner, &self.by_cause, "(read_dir)", || self.inner.read_dir(path))
+    }
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        Self::charge(&self.inner, &self.by_cause, "(read_link)", || self.inner.read_link(path))
+    }
+    fn open_file(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
+        let cause = path.display().to_string();
+        let file = Self::charge(&self.inner, &self.by_cause, "(open)", || self.inner.open_file(path))?;
+        Ok(Box::new(ProfiledFile { file, inner: self.inner.clone(), by_cause: self.by_cause.clone(), cause }))
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn stats(&self) -> Option<kensa_fs::IoStats> {
+        self.inner.stats()
+    }
+}
+
+struct ProfiledFile {
+    file: Box<dyn ReadSeek>,
+    inner: Arc<dyn RawFs>,
+    by_cause: Arc<Mutex<HashMap<String, (u64, u64)>>>,
+    cause: String,
+}
+
+impl Read for ProfiledFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        ProfiledFs::charge(&self.inner, &self.by_cause, &self.cause, || self.file.read(buf))
+    }
+}
+
+impl Seek for ProfiledFile {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.file.seek(to)
+    }
+}
+
+fn kind_of(cause: &str) -> String {
+    if cause.starts_with('(') {
+        return cause.to_string();
+    }
+    let name = cause.rsplit('/').next().unwrap_or(cause);
+    if cause.contains("/var/lib/dpkg/") || (cause.starts_with("/usr/share/doc/") && name == "copyright") {
+        return "dpkg database".into();
+    }
+    if cause.contains("/var/lib/rpm") || cause.contains("/usr/lib/sysimage/rpm") {
+        return "rpm database".into();
+    }
+    if cause.contains(".dist-info/") || cause.contains(".egg-info") {
+        return "python metadata".into();
+    }
+    if name == "package.json" {
+        return "package.json".into();
+    }
+    match name.rsplit_once('.') {
+        Some((_, ext)) if ext.len() <= 5 && !ext.chars().all(|c| c.is_ascii_digit()) => format!(".{ext}"),
+        _ => "other (executables, ...)".into(),
+    }
+}
+
+fn profile(path: &Path, opts: &ScanOptions) {
+    let allocated = std::fs::metadata(path).unwrap().blocks() * 512;
+    let target = open_image(path, &Limits::default()).unwrap();
+    let at_open = target.stats().bytes_read;
+    let by_cause = Arc::new(Mutex::new(HashMap::new()));
+    let root = Root::new(ProfiledFs { inner: target.root.raw().clone(), by_cause: by_cause.clone() });
+    let t = Instant::now();
+    let inv = kensa_inventory::scan(&root, opts);
+    let time = t.elapsed();
+    let total = target.stats().bytes_read;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "{}: {} packages, {:.3} s, {:.1} MiB read ({:.1} MiB opening the image) of {:.1} MiB allocated ({:.1}%)",
+        path.display(),
+        inv.packages.len(),
+        time.as_secs_f64(),
+        mib(total),
+        mib(at_open),
+        mib(allocated),
+        100.0 * total as f64 / allocated as f64
+    );
+    let by_cause = by_cause.lock().unwrap();
+    let mut kinds: HashMap<String, (u64, u64)> = HashMap::new();
+    for (cause, (bytes, calls)) in by_cause.iter() {
+        let k = kinds.entry(kind_of(cause)).or_default();
+        k.0 += bytes;
+        k.1 += if cause.starts_with('(') { *calls } else { 1 };
+    }
+    let mut kinds: Vec<_> = kinds.into_iter().collect();
+    kinds.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    println!("| kind | MiB read | files (calls) |");
+    for (k, (bytes, n)) in &kinds {
+        println!("| {k} | {:.2} | {n} |", mib(*bytes));
+    }
+    let mut files: Vec<_> = by_cause.iter().collect();
+    files.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    println!("top files:");
+    let top: usize = std::env::var("DISK_BENCH_PROFILE_TOP").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
+    for (cause, (bytes, calls)) in files.iter().take(top) {
+        println!("{:>9.3} MiB {:>7} reads  {cause}", mib(*bytes), calls);
+    }
 }
