@@ -160,9 +160,7 @@ fn new_scan_id() -> String {
 /// `format` being the container the provider decoded (qcow2, VMDK, ...), not the raw guest disk
 /// `open_block_device` sees.
 pub fn open_volume(blocks: VolumeBlocks, limits: &kensa_disk::Limits) -> Result<kensa_disk::DiskTarget, kensa_disk::DiskError> {
-    let mut target = kensa_disk::open_block_device(blocks.device, blocks.counters, &blocks.name, limits)?;
-    target.format = blocks.format;
-    Ok(target)
+    kensa_disk::open_block_devices(vec![kensa_disk::DiskInput { dev: blocks.device, format: blocks.format, counters: blocks.counters, name: blocks.name }], limits)
 }
 
 /// Reads a snapshot's volumes (all paths) into an inventory.
@@ -189,36 +187,29 @@ fn read_snapshot(
             format!("the volumes hold {} bytes in all; agentless scanning reads at most {} (1,200 GB)", total, limits.max_total_bytes),
         ));
     }
-    let mut opened = Vec::new();
-    let mut problems = Vec::new();
-    for b in blocks {
-        let name = b.name.clone();
-        match open_volume(b, limits) {
-            Ok(t) => opened.push((name, t)),
-            Err(kensa_disk::DiskError::Ineligible { reason, .. }) => {
-                return Err(err("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", format!("{}: {reason}", name.display())))
-            }
-            Err(e @ kensa_disk::DiskError::NoRoot { .. }) => problems.push((name, e.to_string())),
-            Err(e) => return Err(err("INTERNAL_ERROR", e.to_string())),
+    // All volumes form one machine: the root is found on whichever holds it, and its /etc/fstab
+    // mounts the others (a /var or /srv disk) by UUID, LABEL or device name.
+    let paths: Vec<PathBuf> = blocks.iter().map(|b| b.name.clone()).collect();
+    let disks = blocks.into_iter().map(|b| kensa_disk::DiskInput { dev: b.device, format: b.format, counters: b.counters, name: b.name }).collect();
+    let target = match kensa_disk::open_block_devices(disks, limits) {
+        Ok(t) => t,
+        Err(kensa_disk::DiskError::Ineligible { reason, .. }) => return Err(err("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", reason)),
+        Err(e @ kensa_disk::DiskError::NoRoot { .. }) => {
+            return Err(err("UNSUPPORTED_OS", format!("no supported root filesystem (ext3, ext4, xfs) found: {e}")))
         }
-    }
-    // The root: the first volume with an os-release file. A data volume holding a single
-    // filesystem opens too (as its own root), so the first volume that opened is only a fallback.
-    let has_os_release = |t: &kensa_disk::DiskTarget| t.root.exists("/etc/os-release") || t.root.exists("/usr/lib/os-release");
-    let Some(pick) = opened.iter().position(|(_, t)| has_os_release(t)).or((!opened.is_empty()).then_some(0)) else {
-        // Nothing readable: say which filesystems were found.
-        let found: Vec<_> = problems.into_iter().map(|(_, p)| p).collect();
-        return Err(err("UNSUPPORTED_OS", format!("no supported root filesystem (ext3, ext4, xfs) found: {}", found.join("; "))));
+        Err(e) => return Err(err("INTERNAL_ERROR", e.to_string())),
     };
-    let (root_name, target) = opened.remove(pick);
-    tracing::info!("machine {}: root filesystem on {} ({} image)", m.id, root_name.display(), target.format);
-    // Volumes of other disks are not mounted into the root's tree (only the root disk's own
-    // volumes are, as its /etc/fstab says): say so rather than drop them silently.
-    let mut notes: Vec<(PathBuf, String)> = problems.into_iter().map(|(name, _)| (name, "holds no root filesystem; its files are not scanned".to_string())).collect();
-    for (name, t) in &opened {
-        let what = if has_os_release(t) { "another root filesystem" } else { "a data volume" };
-        notes.push((name.clone(), format!("{what} ({} image); its files are not scanned, only {}'s", t.format, root_name.display())));
-    }
+    let root_disk = target.volumes.iter().find(|v| v.mount_point.as_deref() == Some(std::path::Path::new("/"))).map_or(0, |v| v.disk);
+    tracing::info!("machine {}: root filesystem on {} ({} image)", m.id, paths[root_disk].display(), target.format);
+    // Notes about one disk ("disk 2 partition 1 (vfat) ...") are filed under that volume's path.
+    let note_path = |note: &str| -> PathBuf {
+        let n = note.strip_prefix("disk ").and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|d| d.parse::<usize>().ok());
+        match n {
+            Some(n) if paths.len() > 1 && (1..=paths.len()).contains(&n) => paths[n - 1].clone(),
+            _ => paths[root_disk].clone(),
+        }
+    };
+    let notes: Vec<(PathBuf, String)> = target.notes.iter().map(|n| (note_path(n), n.clone())).collect();
     let opts = kensa_inventory::ScanOptions {
         target_name: Some(m.id.clone()),
         deep_inspection: kensa_inventory::lang::DeepInspection::all(),
@@ -228,8 +219,7 @@ fn read_snapshot(
     for p in &mut inv.packages {
         p.files.clear();
     }
-    let target_notes = target.notes.iter().map(|n| (root_name.clone(), n.clone()));
-    for (path, message) in target_notes.chain(notes) {
+    for (path, message) in notes {
         inv.warnings.push(kensa_inventory::Warning { cataloger: "disk".into(), path: path.display().to_string(), message, partial: false });
     }
     Ok(inv)
@@ -306,12 +296,17 @@ mod tests {
         assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// The filesystem UUID the fixture root's /etc/fstab mounts on /srv.
+    const DATA_UUID: &str = "5e1f0d2c-8a3b-4c6d-9e7f-0a1b2c3d4e5f";
+
     /// A Debian root with one dpkg package, as an ext4 image (`mkfs.ext4 -d`) converted to qcow2.
     fn debian_qcow2(dir: &Path) -> PathBuf {
         let tree = dir.join("tree");
         std::fs::create_dir_all(tree.join("etc")).unwrap();
         std::fs::create_dir_all(tree.join("var/lib/dpkg")).unwrap();
         std::fs::write(tree.join("etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n").unwrap();
+        std::fs::write(tree.join("etc/fstab"), format!("UUID={DATA_UUID} /srv ext4 defaults 0 2\n")).unwrap();
+        std::fs::create_dir_all(tree.join("srv")).unwrap();
         std::fs::write(
             tree.join("var/lib/dpkg/status"),
             "Package: zlib1g\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:1.2.13.dfsg-1\n\n",
@@ -407,26 +402,37 @@ mod tests {
         let skipped = inv.warnings.iter().find(|w| w.path.ends_with("gone.img")).expect("a warning for the excluded volume");
         assert!(skipped.message.contains("k-excluded"), "{}", skipped.message);
 
-        // A data volume listed first (one ext4 filesystem, no os-release) does not pass for the root.
+        // A data volume listed first (one ext4 filesystem, no os-release) does not pass for the
+        // root; the root's /etc/fstab mounts it on /srv, where deep inspection finds its package.
         let data_tree = f.machines_file.with_file_name("data-tree");
-        std::fs::create_dir_all(data_tree.join("srv")).unwrap();
-        std::fs::write(data_tree.join("srv/readme"), "data").unwrap();
+        let dist_info = data_tree.join("app/lib/python3.11/site-packages/requests-2.31.0.dist-info");
+        std::fs::create_dir_all(&dist_info).unwrap();
+        std::fs::write(dist_info.join("METADATA"), "Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n").unwrap();
         let data = f.machines_file.with_file_name("data.img");
         std::fs::File::create(&data).unwrap().set_len(16 << 20).unwrap();
-        run(Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&data_tree).arg(&data));
+        run(Command::new("mkfs.ext4").args(["-q", "-F", "-U", DATA_UUID, "-d"]).arg(&data_tree).arg(&data));
         let (m, r) = f.scan(&format!("[[machine]]\nid = \"vm3\"\nvolumes = [\"data.img\", {:?}]\n", f.qcow2.display().to_string()), "vm3");
         assert_eq!(r, Ok(0));
         assert_eq!(m.os.map(|o| o.id), Some("debian".to_string()));
         let inv = store::inventory(&f.state.db.lock().unwrap(), "vm3").unwrap().unwrap();
-        let note = inv.warnings.iter().find(|w| w.path.ends_with("data.img")).expect("a warning for the data volume");
-        assert!(note.message.starts_with("a data volume (raw image)"), "{}", note.message);
+        assert!(inv.packages.iter().any(|p| p.name == "zlib1g"), "{:?}", inv.packages);
+        let requests = inv.packages.iter().find(|p| p.name == "requests").expect("the /srv disk's Python package");
+        assert_eq!(requests.version, "2.31.0");
+        assert!(inv.warnings.iter().all(|w| !w.message.contains("no such volume")), "{:?}", inv.warnings);
+
+        // Without the data disk the fstab entry is reported, filed under the root volume.
+        let (_, r) = f.scan(&format!("[[machine]]\nid = \"vm4\"\nvolumes = [{:?}]\n", f.qcow2.display().to_string()), "vm4");
+        assert_eq!(r, Ok(0));
+        let inv = store::inventory(&f.state.db.lock().unwrap(), "vm4").unwrap().unwrap();
+        let note = inv.warnings.iter().find(|w| w.message.contains(DATA_UUID)).expect("a warning for the missing /srv volume");
+        assert!(note.path.ends_with("root.qcow2") && note.message.contains("no such volume"), "{note:?}");
 
         // Every volume excluded: nothing is snapshotted.
         let machines = format!("[[machine]]\nid = \"vm2\"\nvolumes = [{{ path = \"gone.img\", key = \"k\", key_tags = {{ {EXCLUSION_TAG} = \"\" }} }}]\n");
         let (m, r) = f.scan(&machines, "vm2");
         assert_eq!(r.unwrap_err().reason, "EXCLUDED_BY_TAG");
         assert_eq!(m.agentless_error.unwrap().reason, "EXCLUDED_BY_TAG");
-        assert_eq!(f.snapshots(), (2, 2));
+        assert_eq!(f.snapshots(), (3, 3), "vm, vm3 and vm4 snapshotted and released; vm2 not snapshotted");
     }
 
     #[test]
