@@ -17,8 +17,9 @@ APT_PACKAGES=(
   debootstrap
   # disk images without mounting
   e2fsprogs xfsprogs gdisk fdisk dosfstools mtools qemu-utils lvm2
-  # the CIS oracle (bc: run-oscap-cis.sh times its runs)
-  openscap-scanner openscap-utils ssg-nondebian bc
+  # the CIS oracle (bc: run-oscap-cis.sh times its runs); ssg-debderived: Ubuntu content for the
+  # comparisons on the Debian tree (crates/cis/tests/other_datastreams.rs)
+  openscap-scanner openscap-utils ssg-nondebian ssg-debderived bc
   # misc (zstd: compresses image layers in the container-image tests; openssl: the fleet tests' TLS
   # certificates; time: /usr/bin/time measures peak RSS in the benchmarks)
   python3 python3-venv zip unzip zstd openssl time

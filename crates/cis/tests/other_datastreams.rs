@@ -1,0 +1,277 @@
+//! kensa's per-rule results against OpenSCAP's (the oracle) beyond oscap_compare.rs's RHEL 9 CIS
+//! profiles: a non-CIS profile (STIG), other distributions' SSG datastreams evaluated on a
+//! RHEL-9-like tree relabelled as that distribution (SLE 15 CIS, RHEL 8 CIS), Ubuntu 22.04's CIS
+//! content on the Debian tree of make-test-rootfs.sh, and content whose platform the tree does
+//! not satisfy (every rule `notapplicable`, in both).
+//!
+//! Every rule must have OpenSCAP's result except where OpenSCAP's probe cannot see an offline
+//! tree (docs/cis-offline.md): its systemd probes need D-Bus (`unknown`), its shadow probe reads
+//! the host (`notapplicable`). Those rules are pinned here with kensa's result and the reason.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const CONTENT: &str = "/usr/share/xml/scap/ssg/content";
+const RULE_PREFIX: &str = "xccdf_org.ssgproject.content_rule_";
+
+const SYSTEMD: &str = "OpenSCAP's systemd probe needs D-Bus (unknown); kensa reads unit files and wants/ links";
+const SHADOW: &str = "OpenSCAP's shadow probe reads the host (notapplicable); kensa reads the tree's /etc/shadow";
+
+/// A SSG datastream by file name; `None` (skip) or a panic under CI when it is not installed.
+fn datastream(file: &str) -> Option<PathBuf> {
+    let p = Path::new(CONTENT).join(file);
+    if p.is_file() {
+        return Some(p);
+    }
+    if kensa_testdata::in_ci() {
+        panic!("{} is missing (scripts/install-test-deps.sh installs ssg-nondebian and ssg-debderived)", p.display());
+    }
+    eprintln!("SKIP: {} is missing (run scripts/install-test-deps.sh)", p.display());
+    None
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let st = cmd.stdout(Stdio::null()).status().map_err(|e| format!("{what}: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} exited with {st}"))
+    }
+}
+
+/// The RHEL-9-like tree of make-rhel9-rootfs.sh for `seed` (the fixture oscap_compare.rs uses).
+fn rhel9_rootfs(seed: u32) -> Option<PathBuf> {
+    let tools = kensa_testdata::shared_tools()?;
+    if !kensa_testdata::require_tool("rpmbuild") {
+        return None;
+    }
+    kensa_testdata::cached_fixture(&format!("cis-rhel9-seed{seed}"), |out| run(Command::new("bash").arg(tools.join("make-rhel9-rootfs.sh")).arg(out).arg(seed.to_string()), "make-rhel9-rootfs.sh"))
+}
+
+/// The tree of `seed` with one more release package (tests/support/add-release-rpm.sh), so
+/// another distribution's content applies to it; a non-empty `cpe` replaces /etc/system-release-cpe.
+fn relabelled_rootfs(name: &str, seed: u32, release_rpm: [&str; 3], cpe: &str) -> Option<PathBuf> {
+    let src = rhel9_rootfs(seed)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/add-release-rpm.sh");
+    kensa_testdata::cached_fixture(&format!("cis-{name}-seed{seed}"), |out| {
+        run(Command::new("bash").arg(&script).arg(&src).arg(out).args(release_rpm).arg(cpe), "add-release-rpm.sh")
+    })
+}
+
+/// make-test-rootfs.sh's Debian 12 tree with an Ubuntu 22.04 /etc/lsb-release (what SSG's
+/// ubuntu2204 platform check reads); files are hard links to the Debian fixture's.
+fn jammy_rootfs() -> Option<PathBuf> {
+    let debian = kensa_testdata::debian_rootfs()?;
+    kensa_testdata::cached_fixture("cis-jammy-on-debian", |out| {
+        if out.exists() {
+            std::fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        }
+        run(Command::new("cp").arg("-al").arg(&debian).arg(out), "cp -al")?;
+        let lsb = out.join("etc/lsb-release");
+        let _ = std::fs::remove_file(&lsb);
+        std::fs::write(&lsb, "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=22.04\nDISTRIB_CODENAME=jammy\nDISTRIB_DESCRIPTION=\"Ubuntu 22.04.4 LTS\"\n").map_err(|e| format!("{}: {e}", lsb.display()))
+    })
+}
+
+/// OpenSCAP's results (rule id without prefix -> result), cached per tree, datastream and profile.
+fn oscap_results(tree: &str, rootfs: &Path, ds: &Path, profile: &str) -> Option<BTreeMap<String, String>> {
+    let tools = kensa_testdata::shared_tools()?;
+    if !kensa_testdata::require_tool("oscap") {
+        return None;
+    }
+    let ds_name = ds.file_name().unwrap().to_string_lossy().trim_start_matches("ssg-").trim_end_matches("-ds.xml").to_string();
+    let dir = kensa_testdata::cached_fixture(&format!("cis-oscap-{tree}-{ds_name}-{profile}"), |out| {
+        let full = format!("xccdf_org.ssgproject.content_profile_{profile}");
+        run(Command::new("bash").arg(tools.join("run-oscap-cis.sh")).arg(rootfs).arg(out).arg(full).arg(ds).env("NO_REPORT", "1"), "run-oscap-cis.sh")
+    })?;
+    let xml = std::fs::read(dir.join("res.xml")).expect("oscap res.xml");
+    let root = kensa_cis::xml::parse(&xml, &[]).expect("parse res.xml");
+    let mut rr = Vec::new();
+    root.descendants("rule-result", &mut rr);
+    Some(rr.iter().map(|r| (r.attr("idref").unwrap().trim_start_matches(RULE_PREFIX).to_string(), r.child_text("result").unwrap().to_string())).collect())
+}
+
+fn kensa_report(ds: &Path, profile: &str, rootfs: &Path) -> kensa_cis::Report {
+    let ds = kensa_cis::DataStream::load(ds).unwrap();
+    let opts = kensa_cis::ScanOptions { profile: profile.into(), ..Default::default() };
+    kensa_cis::scan(&ds, &opts, kensa_fs::Root::dir(rootfs).unwrap(), false).unwrap()
+}
+
+fn results(report: &kensa_cis::Report) -> BTreeMap<String, String> {
+    report.rules.iter().map(|r| (r.rule_id.trim_start_matches(RULE_PREFIX).to_string(), r.result.clone())).collect()
+}
+
+/// Compares rule by rule; `pinned` lists (rule, kensa's result, why OpenSCAP has none). Returns
+/// kensa's results for further checks.
+fn compare(tree: &str, rootfs: &Path, ds_file: &str, profile: &str, pinned: &[(&str, &str, &str)]) -> Option<BTreeMap<String, String>> {
+    let ds = datastream(ds_file)?;
+    let oscap = oscap_results(tree, rootfs, &ds, profile)?;
+    let kensa = results(&kensa_report(&ds, profile, rootfs));
+    assert_eq!(kensa.len(), oscap.len(), "{ds_file} {profile}: rule count");
+    let mut problems = Vec::new();
+    for (rule, o) in &oscap {
+        let k = &kensa[rule];
+        match pinned.iter().find(|(r, _, _)| r == rule) {
+            Some((_, expected, why)) => {
+                if k != expected {
+                    problems.push(format!("{rule}: kensa {k}, pinned {expected} ({why})"));
+                }
+                // Only where OpenSCAP's probe could not see the tree.
+                if !matches!(o.as_str(), "unknown" | "notapplicable") {
+                    problems.push(format!("{rule}: pinned, but OpenSCAP gives a real result {o}"));
+                }
+            }
+            None if k != o => problems.push(format!("{rule}: kensa {k}, OpenSCAP {o}")),
+            None => {}
+        }
+    }
+    for (rule, _, _) in pinned {
+        if !oscap.contains_key(*rule) {
+            problems.push(format!("{rule}: pinned but not in the benchmark"));
+        }
+    }
+    assert!(problems.is_empty(), "{tree} {ds_file} {profile}: {} differences:\n{}", problems.len(), problems.join("\n"));
+    Some(kensa)
+}
+
+fn evaluated(results: &BTreeMap<String, String>) -> usize {
+    results.values().filter(|r| matches!(r.as_str(), "pass" | "fail")).count()
+}
+
+/// RHEL 9 STIG: 496 rules, probes the CIS profiles do not use (symlink, more rpminfo / file
+/// checks). The tree's /etc/systemd/system/default.target links to a unit file the tree does not
+/// have: OpenSCAP's symlink probe (realpath inside the tree) makes xwindows_runlevel_target an
+/// error, and so must kensa.
+#[test]
+fn rhel9_stig_seed3_matches_openscap() {
+    let Some(rootfs) = rhel9_rootfs(3) else { return };
+    let pinned = [
+        ("accounts_password_all_shadowed_sha512", "fail", SHADOW),
+        ("accounts_password_set_max_life_existing", "fail", SHADOW),
+        ("accounts_password_set_min_life_existing", "fail", SHADOW),
+        ("service_auditd_enabled", "fail", SYSTEMD),
+        ("service_chronyd_enabled", "pass", SYSTEMD),
+        ("service_debug-shell_disabled", "pass", SYSTEMD),
+        ("service_firewalld_enabled", "pass", SYSTEMD),
+        ("service_rsyslog_enabled", "fail", SYSTEMD),
+        ("service_sshd_enabled", "pass", SYSTEMD),
+        ("service_systemd-coredump_disabled", "pass", SYSTEMD),
+        ("service_systemd-journald_enabled", "pass", SYSTEMD),
+    ];
+    let Some(kensa) = compare("rhel9-seed3", &rootfs, "ssg-rhel9-ds.xml", "stig", &pinned) else { return };
+    assert_eq!(kensa["xwindows_runlevel_target"], "error");
+    assert!(evaluated(&kensa) > 400, "only {} rules evaluated", evaluated(&kensa));
+}
+
+/// SUSE's CIS content on the tree relabelled SLE 15 (sles-release 15.5). permissions_local_var_log
+/// checks the files under /var/log: the directories there (audit/) are not items when the object
+/// has a filename, as in OpenSCAP.
+#[test]
+fn sle15_cis_on_relabelled_tree_matches_openscap() {
+    let Some(rootfs) = relabelled_rootfs("sle15", 3, ["sles-release", "15.5", "150500.1"], "") else { return };
+    let pinned = [
+        ("accounts_password_all_shadowed_sha512", "fail", SHADOW),
+        ("postfix_network_listening_disabled", "pass", SYSTEMD),
+        ("service_auditd_enabled", "fail", SYSTEMD),
+        ("service_chronyd_enabled", "pass", SYSTEMD),
+        ("service_firewalld_enabled", "pass", SYSTEMD),
+        ("service_rpcbind_disabled", "pass", SYSTEMD),
+        ("service_rsyslog_enabled", "fail", SYSTEMD),
+    ];
+    let Some(kensa) = compare("sle15-seed3", &rootfs, "ssg-sle15-ds.xml", "cis", &pinned) else { return };
+    assert_eq!(kensa["permissions_local_var_log"], "pass");
+    assert!(evaluated(&kensa) > 230, "only {} rules evaluated", evaluated(&kensa));
+}
+
+/// RHEL 8's CIS content on seed 4's tree with redhat-release 8.9 instead of 9.4.
+#[test]
+fn rhel8_cis_on_relabelled_tree_matches_openscap() {
+    let Some(rootfs) = relabelled_rootfs("rhel8", 4, ["redhat-release", "8.9", "0.5.el8"], "cpe:/o:redhat:enterprise_linux:8::baseos") else { return };
+    let pinned = [
+        ("accounts_password_set_max_life_existing", "fail", SHADOW),
+        ("accounts_password_set_min_life_existing", "fail", SHADOW),
+        ("service_auditd_enabled", "fail", SYSTEMD),
+        ("service_autofs_disabled", "pass", SYSTEMD),
+        ("service_crond_enabled", "pass", SYSTEMD),
+        ("service_firewalld_enabled", "pass", SYSTEMD),
+        ("service_nfs_disabled", "pass", SYSTEMD),
+        ("service_rsyslog_enabled", "pass", SYSTEMD),
+        ("service_systemd-journald_enabled", "pass", SYSTEMD),
+    ];
+    let Some(kensa) = compare("rhel8-seed4", &rootfs, "ssg-rhel8-ds.xml", "cis", &pinned) else { return };
+    assert!(evaluated(&kensa) > 250, "only {} rules evaluated", evaluated(&kensa));
+}
+
+/// Ubuntu 22.04's CIS Level 2 server content on a Debian tree: dpkginfo, Debian file layouts.
+#[test]
+fn ubuntu2204_cis_level2_server_on_debian_tree_matches_openscap() {
+    let Some(rootfs) = jammy_rootfs() else { return };
+    let pinned = [
+        ("accounts_password_all_shadowed_sha512", "pass", SHADOW),
+        ("accounts_password_set_max_life_existing", "fail", SHADOW),
+        ("accounts_password_set_min_life_existing", "fail", SHADOW),
+    ];
+    let Some(kensa) = compare("jammy-on-debian", &rootfs, "ssg-ubuntu2204-ds.xml", "cis_level2_server", &pinned) else { return };
+    assert!(evaluated(&kensa) > 150, "only {} rules evaluated", evaluated(&kensa));
+}
+
+/// Content for another platform: every selected rule is notapplicable, in both.
+#[test]
+fn foreign_content_is_notapplicable_like_openscap() {
+    let cases: [(&str, fn() -> Option<PathBuf>, &str, &str); 2] = [
+        ("debian", kensa_testdata::debian_rootfs, "ssg-rhel9-ds.xml", "cis"),
+        ("rhel9-seed3", || rhel9_rootfs(3), "ssg-sle15-ds.xml", "cis"),
+    ];
+    for (tree, rootfs, ds, profile) in cases {
+        let Some(rootfs) = rootfs() else { return };
+        let Some(kensa) = compare(tree, &rootfs, ds, profile, &[]) else { return };
+        let selected: Vec<&String> = kensa.values().filter(|r| *r != "notselected").collect();
+        assert!(selected.len() > 200 && selected.iter().all(|r| *r == "notapplicable"), "{tree} {ds}: {selected:?}");
+    }
+}
+
+/// The symlink probe as OpenSCAP's realpath(3) inside the tree, without the oracle: a dangling or
+/// circular default.target link is an error, a link to an existing unit file is collected.
+#[test]
+fn default_target_link_dangling_circular_or_resolved() {
+    let Some(ds) = datastream("ssg-rhel9-ds.xml") else { return };
+    let Some(seed3) = rhel9_rootfs(3) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("root");
+    run(Command::new("cp").arg("-a").arg(&seed3).arg(&tree), "cp -a").unwrap();
+    let link = tree.join("etc/systemd/system/default.target");
+    // A tailoring profile with only this rule keeps the four scans short.
+    let tailoring = br#"<Tailoring xmlns="http://checklists.nist.gov/xccdf/1.2" id="xccdf_kensa_tailoring_runlevel">
+ <version time="2026-01-01T00:00:00">1</version>
+ <Profile id="xccdf_kensa_profile_runlevel"><title>default.target only</title>
+  <select idref="xccdf_org.ssgproject.content_rule_xwindows_runlevel_target" selected="true"/>
+ </Profile>
+</Tailoring>"#;
+    let ds = kensa_cis::DataStream::load(&ds).unwrap();
+    let opts = kensa_cis::ScanOptions { profile: "xccdf_kensa_profile_runlevel".into(), tailoring: Some(tailoring.to_vec()), ..Default::default() };
+    let result = |tree: &Path| {
+        let report = kensa_cis::scan(&ds, &opts, kensa_fs::Root::dir(tree).unwrap(), false).unwrap();
+        assert_eq!(report.rules.iter().filter(|r| r.result != "notselected").count(), 1);
+        let rule = report.rules.iter().find(|r| r.rule_id.ends_with("_rule_xwindows_runlevel_target")).unwrap();
+        let messages: Vec<String> = rule.checks.iter().flat_map(|c| c.tests.iter().flat_map(|t| t.messages.clone())).collect();
+        (rule.result.clone(), messages.join("; "))
+    };
+    // As built: /usr/lib/systemd/system/multi-user.target is not in the tree.
+    let (r, msg) = result(&tree);
+    assert_eq!(r, "error");
+    assert!(msg.contains("does not exist"), "{msg}");
+    // Circular.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("default.target", &link).unwrap();
+    assert_eq!(result(&tree).0, "error");
+    // Resolved inside the tree (the absolute target is the tree's, not the host's).
+    std::fs::remove_file(&link).unwrap();
+    std::fs::write(tree.join("usr/lib/systemd/system/multi-user.target"), "[Unit]\nDescription=Multi-User System\n").unwrap();
+    std::os::unix::fs::symlink("/usr/lib/systemd/system/multi-user.target", &link).unwrap();
+    assert_eq!(result(&tree).0, "pass");
+    // To another target: collected, and the state does not match.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("/usr/lib/systemd/system/rescue.target", &link).unwrap();
+    assert_eq!(result(&tree).0, "fail");
+}
