@@ -254,29 +254,31 @@ impl<V: Clone> Lru<V> {
         Some(self.slots[i].value.clone())
     }
 
-    pub fn put(&mut self, key: u64, value: V) {
+    /// Inserts or replaces; returns the entry evicted to make room, if any.
+    pub fn put(&mut self, key: u64, value: V) -> Option<(u64, V)> {
         if let Some(&i) = self.map.get(&key) {
             self.slots[i].value = value;
             if self.head != i {
                 self.unlink(i);
                 self.push_front(i);
             }
-            return;
+            return None;
         }
-        let i = if self.slots.len() < self.cap {
+        let (i, evicted) = if self.slots.len() < self.cap {
             self.slots.push(Slot { key, value, prev: NIL, next: NIL });
-            self.slots.len() - 1
+            (self.slots.len() - 1, None)
         } else {
             // Reuse the least recently used slot.
             let i = self.tail;
             self.unlink(i);
-            self.map.remove(&self.slots[i].key);
-            self.slots[i].key = key;
-            self.slots[i].value = value;
-            i
+            let old_key = std::mem::replace(&mut self.slots[i].key, key);
+            self.map.remove(&old_key);
+            let old_value = std::mem::replace(&mut self.slots[i].value, value);
+            (i, Some((old_key, old_value)))
         };
         self.map.insert(key, i);
         self.push_front(i);
+        evicted
     }
 }
 

@@ -2,7 +2,7 @@
 //! backing chains, deflate-compressed and zero clusters), VMDK sparse extents (monolithicSparse,
 //! streamOptimized) and dynamic VHD. Each presents the guest disk as a [`BlockDev`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -303,6 +303,7 @@ pub struct VmdkSparse {
     gt_cache: Mutex<Lru<Arc<Vec<u32>>>>,
     /// Recently decompressed grains (or their first part).
     inflated: Mutex<Lru<Arc<Mutex<PartialGrain>>>>,
+    spilled: Mutex<SpilledGrains>,
 }
 
 impl VmdkSparse {
@@ -343,7 +344,7 @@ impl VmdkSparse {
         let gd_off = le64(&h, 56).checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{name}: grain directory offset overflows")))?;
         let raw = read_vec(&*file, gd_off, gd_entries * 4, MAX_TABLE_BYTES, &format!("{name}: grain directory"))?;
         let gd = raw.chunks_exact(4).map(|c| le32(c, 0)).collect();
-        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(INFLATED_CACHE)) })
+        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(INFLATED_CACHE)), spilled: Mutex::default() })
     }
 
     fn grain_table(&self, gd_index: usize) -> io::Result<Option<Arc<Vec<u32>>>> {
@@ -391,17 +392,32 @@ impl VmdkSparse {
         let grain = match cached {
             Some(g) => g,
             None => {
-                if host.checked_add(12).map_or(true, |e| e > self.file.size()) {
-                    return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
+                let spilled = self.spilled.lock().unwrap_or_else(|e| e.into_inner()).take(host);
+                let g = match spilled {
+                    Some(g) => g,
+                    None => {
+                        if host.checked_add(12).map_or(true, |e| e > self.file.size()) {
+                            return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
+                        }
+                        let mut head = [0u8; 12];
+                        self.file.read_at(host, &mut head)?;
+                        let clen = le32(&head, 8) as u64;
+                        if clen > 2 * self.grain_bytes + 4096 || (host + 12).checked_add(clen).map_or(true, |e| e > self.file.size()) {
+                            return Err(corrupt(format!("{}: compressed grain at offset {host} (guest {off}) claims {clen} bytes", self.name)));
+                        }
+                        PartialGrain::new(clen as usize, self.grain_bytes as usize)
+                    }
+                };
+                let g = Arc::new(Mutex::new(g));
+                let evicted = self.inflated.lock().unwrap_or_else(|e| e.into_inner()).put(host, g.clone());
+                if let Some((key, old)) = evicted {
+                    // A grain evicted half-read keeps its compressed bytes: a later read further
+                    // into it (a file next to a directory block) then costs no read again.
+                    let old = old.lock().unwrap_or_else(|e| e.into_inner());
+                    if old.dec.is_some() && !old.compressed.is_empty() {
+                        self.spilled.lock().unwrap_or_else(|e| e.into_inner()).put(key, old.compressed.clone(), old.compressed_len, self.grain_bytes as usize);
+                    }
                 }
-                let mut head = [0u8; 12];
-                self.file.read_at(host, &mut head)?;
-                let clen = le32(&head, 8) as u64;
-                if clen > 2 * self.grain_bytes + 4096 || (host + 12).checked_add(clen).map_or(true, |e| e > self.file.size()) {
-                    return Err(corrupt(format!("{}: compressed grain at offset {host} (guest {off}) claims {clen} bytes", self.name)));
-                }
-                let g = Arc::new(Mutex::new(PartialGrain::new(clen as usize, self.grain_bytes as usize)));
-                self.inflated.lock().unwrap_or_else(|e| e.into_inner()).put(host, g.clone());
                 g
             }
         };
@@ -417,6 +433,8 @@ impl VmdkSparse {
 /// Compressed bytes of a streamOptimized grain read beyond the estimate of what a read needs
 /// (a read that falls short costs one more small read, not a re-inflate).
 const GRAIN_READ_SLACK: usize = 256;
+/// Memory for the compressed bytes of half-read grains evicted from the grain cache.
+const SPILLED_BYTES: usize = 16 << 20;
 
 /// A streamOptimized grain inflated as far as reads have needed so far. Deflate is sequential, so
 /// a read near the start of a grain never needs the rest of its compressed stream: directory and
@@ -424,53 +442,102 @@ const GRAIN_READ_SLACK: usize = 256;
 struct PartialGrain {
     /// Length of the whole compressed stream.
     compressed_len: usize,
-    /// Compressed bytes read from the image so far.
-    read: usize,
-    /// Read but not yet taken by the decompressor.
-    pending: Vec<u8>,
+    /// The compressed stream read so far (dropped once the grain is complete).
+    compressed: Vec<u8>,
+    /// How much of `compressed` the decompressor has taken.
+    consumed: usize,
     /// `None` once the grain is complete (its state is not kept in the cache).
     dec: Option<Box<flate2::Decompress>>,
-    /// The grain's bytes inflated so far (capacity: the grain size).
+    /// The grain's bytes inflated so far.
     out: Vec<u8>,
+    /// Size of the grain inflated.
+    grain: usize,
 }
 
 impl PartialGrain {
     fn new(compressed_len: usize, grain: usize) -> Self {
-        PartialGrain { compressed_len, read: 0, pending: Vec::new(), dec: Some(Box::new(flate2::Decompress::new(true))), out: Vec::with_capacity(grain) }
+        PartialGrain { compressed_len, compressed: Vec::new(), consumed: 0, dec: Some(Box::new(flate2::Decompress::new(true))), out: Vec::new(), grain }
     }
 
     /// Inflates until `out` holds at least `end` bytes, reading the compressed stream (which
     /// starts at `data` in `file`) in pieces sized by the ratio seen so far.
     fn inflate_to(&mut self, end: usize, file: &dyn BlockDev, data: u64) -> io::Result<()> {
-        let grain = self.out.capacity();
+        let grain = self.grain;
+        // `decompress_vec` fills spare capacity only.
+        self.out.reserve_exact(grain - self.out.len());
+        let mut stalled = false;
         while self.out.len() < end {
             let Some(dec) = self.dec.as_mut() else { break };
             let have = self.out.len();
-            let estimate = if have == 0 { self.compressed_len * end / grain } else { (self.read * end).div_ceil(have) };
-            let want = estimate.max(self.read + 1).saturating_add(GRAIN_READ_SLACK).min(self.compressed_len);
-            if want > self.read {
-                let old = self.pending.len();
-                self.pending.resize(old + want - self.read, 0);
-                file.read_at(data + self.read as u64, &mut self.pending[old..])?;
-                self.read = want;
+            let read = self.compressed.len();
+            if self.consumed == read || stalled {
+                // Everything read is inflated (or the decompressor wants more at once): read more.
+                let estimate = if have == 0 { self.compressed_len * end / grain } else { (read * end).div_ceil(have) };
+                let want = estimate.max(read + 1).saturating_add(GRAIN_READ_SLACK).min(self.compressed_len);
+                if want > read {
+                    self.compressed.resize(want, 0);
+                    file.read_at(data + read as u64, &mut self.compressed[read..])?;
+                }
             }
             let before_in = dec.total_in();
-            let status = dec.decompress_vec(&self.pending, &mut self.out, flate2::FlushDecompress::None).map_err(|e| corrupt(e.to_string()))?;
-            let consumed = (dec.total_in() - before_in) as usize;
-            self.pending.drain(..consumed);
+            let status = dec.decompress_vec(&self.compressed[self.consumed..], &mut self.out, flate2::FlushDecompress::None).map_err(|e| corrupt(e.to_string()))?;
+            let took = (dec.total_in() - before_in) as usize;
+            self.consumed += took;
+            stalled = took == 0 && self.out.len() == have;
             if status == flate2::Status::StreamEnd || self.out.len() == grain {
                 // A stream that ends early reads as zeros past its end.
                 self.out.resize(grain, 0);
                 self.dec = None;
-                self.pending = Vec::new();
-            } else if self.read == self.compressed_len && self.out.len() == have && consumed == 0 {
-                return Err(corrupt(format!("truncated: {} of {grain} bytes inflated from {} compressed bytes", self.out.len(), self.read)));
+                self.compressed = Vec::new();
+            } else if self.compressed.len() == self.compressed_len && self.out.len() == have && took == 0 {
+                return Err(corrupt(format!("truncated: {} of {grain} bytes inflated from {} compressed bytes", self.out.len(), self.compressed.len())));
             }
         }
         if self.out.len() < end {
             return Err(corrupt(format!("inflates to {} bytes, short of {end}", self.out.len())));
         }
         Ok(())
+    }
+}
+
+/// The compressed bytes read of half-read grains evicted from the grain cache, oldest dropped
+/// first beyond [`SPILLED_BYTES`]. Cheap to keep (a few KiB each) and re-inflated on demand.
+#[derive(Default)]
+struct SpilledGrains {
+    /// Host offset -> (compressed bytes read, whole compressed length, grain size).
+    map: HashMap<u64, (Vec<u8>, usize, usize)>,
+    order: VecDeque<u64>,
+    bytes: usize,
+}
+
+impl SpilledGrains {
+    fn put(&mut self, host: u64, compressed: Vec<u8>, compressed_len: usize, grain: usize) {
+        self.bytes += compressed.len();
+        if let Some((old, _, _)) = self.map.insert(host, (compressed, compressed_len, grain)) {
+            self.bytes -= old.len();
+        } else {
+            self.order.push_back(host);
+        }
+        while self.bytes > SPILLED_BYTES {
+            let Some(h) = self.order.pop_front() else { break };
+            if let Some((old, _, _)) = self.map.remove(&h) {
+                self.bytes -= old.len();
+            }
+        }
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            // Drop keys taken back since they were queued, and repeats.
+            let mut seen = HashSet::new();
+            let map = &self.map;
+            self.order.retain(|h| map.contains_key(h) && seen.insert(*h));
+        }
+    }
+
+    /// The grain rebuilt from its kept compressed bytes (inflated again on the next read).
+    fn take(&mut self, host: u64) -> Option<PartialGrain> {
+        let (compressed, compressed_len, grain) = self.map.remove(&host)?;
+        self.bytes -= compressed.len();
+        // `order` keeps a stale key; it is skipped when popped (no longer in `map`).
+        Some(PartialGrain { compressed, ..PartialGrain::new(compressed_len, grain) })
     }
 }
 
@@ -630,6 +697,29 @@ mod tests {
         assert_eq!(g.out, grain);
         assert!(g.dec.is_none());
         assert_eq!(counters.bytes_read.load(Ordering::Relaxed) as usize, clen);
+    }
+
+    #[test]
+    fn an_evicted_half_read_grain_is_not_read_again() {
+        let (grain, counters, file) = grain_image();
+        let mut g = PartialGrain::new(file.data.len(), grain.len());
+        g.inflate_to(8192, &file, 0).unwrap();
+        let read = counters.bytes_read.load(Ordering::Relaxed);
+        let mut spilled = SpilledGrains::default();
+        spilled.put(7, g.compressed.clone(), g.compressed_len, g.grain);
+        let mut again = spilled.take(7).unwrap();
+        assert!(spilled.take(7).is_none());
+        again.inflate_to(8192, &file, 0).unwrap();
+        assert_eq!(&again.out[..8192], &grain[..8192]);
+        assert_eq!(counters.bytes_read.load(Ordering::Relaxed), read);
+        again.inflate_to(65_536, &file, 0).unwrap();
+        assert_eq!(again.out, grain);
+        // The spill store stays within its byte budget, oldest first out.
+        for host in 0..10_000u64 {
+            spilled.put(host, vec![0; 4096], 5000, 65536);
+        }
+        assert!(spilled.bytes <= SPILLED_BYTES && spilled.take(0).is_none() && spilled.take(9_999).is_some());
+        assert!(spilled.order.len() <= 2 * spilled.map.len() + 1024);
     }
 
     #[test]
