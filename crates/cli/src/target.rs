@@ -75,13 +75,17 @@ pub fn detect_kind(path: &Path) -> anyhow::Result<TargetKind> {
     bail!("{}: not a directory, a container image archive (docker save, OCI layout) or a supported disk image", path.display())
 }
 
-/// Opens `spec` (see the module docs).
-pub fn open_target(spec: &str) -> anyhow::Result<Target> {
+/// Opens `spec` (see the module docs). `more_disks` are further disks of the same machine, for a
+/// disk image target only.
+pub fn open_target(spec: &str, more_disks: &[PathBuf]) -> anyhow::Result<Target> {
     let (forced, path) = parse_spec(spec);
     let kind = match forced {
         Some(k) => k,
         None => detect_kind(&path)?,
     };
+    if !more_disks.is_empty() && kind != TargetKind::Disk {
+        bail!("--disk adds disks to a disk image target, but {} is not a disk image", path.display());
+    }
     let name = path.display().to_string();
     match kind {
         TargetKind::Host => Ok(Target { root: Root::host(), name: "/".into(), kind, warnings: Vec::new() }),
@@ -96,7 +100,8 @@ pub fn open_target(spec: &str) -> anyhow::Result<Target> {
             Ok(Target { root: Root::new(img), name, kind, warnings })
         }
         TargetKind::Disk => {
-            let disk = kensa_disk::open_image(&path, &kensa_disk::Limits::default())?;
+            let disks: Vec<PathBuf> = std::iter::once(path).chain(more_disks.iter().cloned()).collect();
+            let disk = kensa_disk::open_images(&disks, &kensa_disk::Limits::default())?;
             Ok(Target { root: disk.root, name, kind, warnings: disk.notes })
         }
     }

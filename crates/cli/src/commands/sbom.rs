@@ -25,8 +25,13 @@ use crate::target::{open_target, TargetKind};
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct SbomArgs {
-    /// What to inventory: a directory, `/`, or an image archive (optionally `dir:` / `image:` prefixed).
+    /// What to inventory: a directory, `/`, an image archive or a disk image (optionally `dir:` /
+    /// `image:` / `vm:` prefixed).
     pub target: String,
+    /// Another disk of the same machine, when TARGET is a disk image (repeatable): the root is
+    /// found on any of them and its /etc/fstab mounts volumes across them (a separate /var disk).
+    #[arg(long = "disk", value_name = "IMAGE")]
+    pub disks: Vec<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = FormatArg::CyclonedxJson)]
     pub format: FormatArg,
@@ -93,7 +98,7 @@ impl From<FormatArg> for Format {
 
 pub fn run(args: SbomArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let target = open_target(&args.target)?;
+    let target = open_target(&args.target, &args.disks)?;
     let deep_inspection = deep_inspection_policy(args.deep_inspection, &args.paths, target.kind == TargetKind::Host)?;
     for w in &target.warnings {
         eprintln!("warning: {w}");
