@@ -1,5 +1,11 @@
 //! Findings per machine, kept current: each match of a machine's inventory opens new findings,
-//! refreshes those still present and closes those that are gone (package fixed or removed).
+//! rewrites those whose content changed and closes those that are gone (package fixed or
+//! removed), in one transaction per machine.
+//!
+//! Storage: a finding's JSON is split into its machine part (title, status, remediation,
+//! vulnerable package, ...; in `findings.data`) and its vulnerability part (description, CVSS,
+//! EPSS, references; in `finding_details`, once per distinct content, shared by every machine).
+//! `GET /api/v1/findings` serves them merged, identical to what kensa-matcher produced.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -144,13 +150,6 @@ pub fn prepare(current: &[kensa_matcher::Finding]) -> PreparedFindings {
         });
     }
     out
-}
-
-/// Replaces the machine's open findings with `current` (see [`store_match`]). Returns the number
-/// of active findings.
-pub fn apply(conn: &mut Connection, machine_id: &str, current: &[kensa_matcher::Finding]) -> rusqlite::Result<usize> {
-    let generation: i64 = conn.query_row("SELECT inventory_generation FROM machines WHERE id = ?1", [machine_id], |r| r.get(0)).optional()?.unwrap_or(0);
-    store_match(conn, machine_id, generation, &prepare(current))
 }
 
 /// Stores the result of matching inventory `generation` of a machine, in one transaction: new

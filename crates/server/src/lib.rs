@@ -71,6 +71,19 @@ struct VulnPool {
 /// were matched against.
 const VULN_DB_STAMP: &str = "vuln_db_stamp";
 
+/// Matcher threads at most (one per core below that).
+const MAX_MATCH_WORKERS: usize = 4;
+
+/// Runs the calling thread at nice 10: background matching yields the CPU to API requests.
+fn lower_thread_priority() {
+    // On Linux, setpriority(PRIO_PROCESS, 0) applies to the calling thread only.
+    // SAFETY: plain system call on the calling thread, no memory is passed.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    if rc != 0 {
+        tracing::debug!("cannot lower the matcher thread's priority: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// Idle connections kept: one per worker that matches concurrently is enough.
 const VULN_POOL_SIZE: usize = 4;
 
@@ -169,8 +182,7 @@ impl AppState {
 
     /// Machines queued or being matched now.
     pub fn match_backlog(&self) -> usize {
-        let q = self.matcher.queue.lock().expect("match queue lock poisoned");
-        q.len() + q.busy
+        self.matcher.queue.lock().expect("match queue lock poisoned").len()
     }
 
     /// Matches completed since the server started.
@@ -179,8 +191,10 @@ impl AppState {
     }
 
     /// Starts the background matcher (once): it first queues every stored inventory still waiting
-    /// for a match (reports acknowledged before a crash), then matches queued machines one at a
-    /// time, fresh reports before database re-matches.
+    /// for a match (reports acknowledged before a crash), then matches queued machines, fresh
+    /// reports before database re-matches, on one thread per core (at most 4; a machine is never
+    /// matched by two at once). The threads run at a lower CPU priority than the API's, so
+    /// matching a backlog does not slow down answers.
     pub fn start_matcher(self: &Arc<Self>) -> anyhow::Result<()> {
         if self.matcher.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
@@ -192,8 +206,17 @@ impl AppState {
         for id in &pending {
             self.enqueue_match(id);
         }
-        let state = self.clone();
-        std::thread::Builder::new().name("kensa-matcher".into()).spawn(move || state.matcher_loop()).context("cannot start the matcher thread")?;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_MATCH_WORKERS);
+        for i in 0..workers {
+            let state = self.clone();
+            std::thread::Builder::new()
+                .name(format!("kensa-matcher-{i}"))
+                .spawn(move || {
+                    lower_thread_priority();
+                    state.matcher_loop()
+                })
+                .context("cannot start the matcher threads")?;
+        }
         Ok(())
     }
 
@@ -204,10 +227,9 @@ impl AppState {
                 let mut q = m.queue.lock().expect("match queue lock poisoned");
                 loop {
                     if let Some(id) = q.pop() {
-                        q.busy += 1;
                         break (Some(id), false);
                     }
-                    if q.collect_garbage {
+                    if q.collect_garbage && q.busy.is_empty() {
                         q.collect_garbage = false;
                         break (None, true);
                     }
@@ -230,8 +252,10 @@ impl AppState {
                 Ok(Err(e)) => tracing::error!("machine {id}: matching failed: {e:#}"),
                 Err(_) => tracing::error!("machine {id}: matching panicked"),
             }
-            m.queue.lock().expect("match queue lock poisoned").busy -= 1;
+            m.queue.lock().expect("match queue lock poisoned").busy.remove(&id);
             m.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Another worker may wait for this machine (reported again meanwhile).
+            m.wake.notify_all();
         }
     }
 }
@@ -247,14 +271,16 @@ struct Matcher {
 
 /// Machines waiting for a match, each at most once: a machine reported again while queued is
 /// matched once, with the inventory stored last (read when its turn comes). Fresh reports go
-/// before database re-matches.
+/// before database re-matches. A machine being matched is not handed to a second worker (its
+/// older result could be stored last); it waits in the queue until the first is done.
 #[derive(Default)]
 struct MatchQueue {
     reports: std::collections::VecDeque<String>,
     rescans: std::collections::VecDeque<String>,
     /// Queued machines; the value says whether one of its entries is in `reports`.
     queued: std::collections::HashMap<String, bool>,
-    busy: usize,
+    /// Machines being matched now.
+    busy: std::collections::HashSet<String>,
     collect_garbage: bool,
 }
 
@@ -274,18 +300,31 @@ impl MatchQueue {
         }
     }
 
+    /// Takes the next machine that is not being matched and marks it busy.
     fn pop(&mut self) -> Option<String> {
-        while let Some(id) = self.reports.pop_front().or_else(|| self.rescans.pop_front()) {
-            // An entry whose machine was already taken through its other entry is stale.
-            if self.queued.remove(&id).is_some() {
-                return Some(id);
+        let MatchQueue { reports, rescans, queued, busy, .. } = self;
+        for entries in [reports, rescans] {
+            let mut i = 0;
+            while i < entries.len() {
+                if !queued.contains_key(&entries[i]) {
+                    // Stale: the machine was already taken through its other entry.
+                    entries.remove(i);
+                } else if busy.contains(&entries[i]) {
+                    i += 1;
+                } else {
+                    let id = entries.remove(i).expect("index checked");
+                    queued.remove(&id);
+                    busy.insert(id.clone());
+                    return Some(id);
+                }
             }
         }
         None
     }
 
+    /// Machines queued or being matched.
     fn len(&self) -> usize {
-        self.queued.len()
+        self.queued.len() + self.busy.len()
     }
 }
 
@@ -435,9 +474,28 @@ mod tests {
         assert_eq!(q.len(), 3);
         let order: Vec<String> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(order, ["c", "b", "a"]);
+        assert_eq!(q.len(), 3, "all three are being matched");
+        for id in ["a", "b", "c"] {
+            q.busy.remove(id);
+        }
         assert_eq!(q.len(), 0);
         // Taken machines can be queued again.
         q.push("a", true);
+        assert_eq!(q.pop().as_deref(), Some("a"));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn a_machine_being_matched_is_not_handed_out_twice() {
+        let mut q = MatchQueue::default();
+        q.push("a", true);
+        assert_eq!(q.pop().as_deref(), Some("a"));
+        // Reported again while being matched: queued, but held back until the first match ends.
+        q.push("a", true);
+        q.push("b", false);
+        assert_eq!(q.pop().as_deref(), Some("b"));
+        assert_eq!(q.pop(), None);
+        q.busy.remove("a");
         assert_eq!(q.pop().as_deref(), Some("a"));
         assert_eq!(q.pop(), None);
     }
