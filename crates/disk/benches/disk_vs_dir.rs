@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p kensa-disk --bench disk_vs_dir`
 //!
+//! `DISK_BENCH_TREE=DIR DISK_BENCH_IMAGES=DIR` runs it on another tree and its images (made by
+//! `../shared/tools/make-disk-images.sh`).
+//!
 //! `DISK_BENCH_PROFILE=disk-gpt-ext4.vmdk cargo bench -p kensa-disk --bench disk_vs_dir` instead
 //! prints where that image's bytes read go: per file opened by a cataloger (and the walk's and
 //! lookups' metadata reads), largest first, with totals per kind of file.
@@ -36,16 +39,28 @@ fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 }
 
 fn main() {
-    let Some(tree) = kensa_testdata::debian_rootfs() else { return };
-    let Some(tools) = kensa_testdata::shared_tools() else { return };
-    let Some(images) = kensa_testdata::cached_fixture("disk-bench-images-v2", |out| {
-        let st = Command::new("bash").arg(tools.join("make-disk-images.sh")).arg(&tree).arg(out).status().map_err(|e| e.to_string())?;
-        if !st.success() {
-            return Err(format!("make-disk-images.sh: {st}"));
+    // Another tree: DISK_BENCH_TREE=DIR DISK_BENCH_IMAGES=DIR (made by make-disk-images.sh DIR).
+    let (tree, images) = match (std::env::var_os("DISK_BENCH_TREE"), std::env::var_os("DISK_BENCH_IMAGES")) {
+        (Some(tree), Some(images)) => {
+            let images = PathBuf::from(images);
+            let root_mib = std::fs::metadata(images.join("root.ext4")).expect("root.ext4 in DISK_BENCH_IMAGES").len() >> 20;
+            common::fix_gpt(&images, root_mib).expect("GPT tables");
+            (PathBuf::from(tree), images)
         }
-        common::fix_gpt(out, 2048)
-    }) else {
-        return;
+        _ => {
+            let Some(tree) = kensa_testdata::debian_rootfs() else { return };
+            let Some(tools) = kensa_testdata::shared_tools() else { return };
+            let Some(images) = kensa_testdata::cached_fixture("disk-bench-images-v2", |out| {
+                let st = Command::new("bash").arg(tools.join("make-disk-images.sh")).arg(&tree).arg(out).status().map_err(|e| e.to_string())?;
+                if !st.success() {
+                    return Err(format!("make-disk-images.sh: {st}"));
+                }
+                common::fix_gpt(out, 2048)
+            }) else {
+                return;
+            };
+            (tree, images)
+        }
     };
     let opts = ScanOptions::default();
     if let Ok(name) = std::env::var("DISK_BENCH_PROFILE") {

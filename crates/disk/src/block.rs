@@ -324,7 +324,7 @@ pub const CACHE_BYPASS: usize = 64 << 10;
 /// A bounded LRU cache of fixed-size chunks over another device. Counts chunks fetched.
 pub struct CachedDev {
     inner: Arc<dyn BlockDev>,
-    cache: Mutex<Lru<Arc<[u8]>>>,
+    cache: Mutex<Lru<Arc<Vec<u8>>>>,
     counters: Arc<Counters>,
 }
 
@@ -335,7 +335,7 @@ impl CachedDev {
         CachedDev { inner, cache: Mutex::new(Lru::new(chunks)), counters }
     }
 
-    fn chunk(&self, index: u64) -> io::Result<Arc<[u8]>> {
+    fn chunk(&self, index: u64) -> io::Result<Arc<Vec<u8>>> {
         if let Some(c) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(index) {
             return Ok(c);
         }
@@ -344,7 +344,8 @@ impl CachedDev {
         let mut buf = vec![0u8; len];
         self.inner.read_at(start, &mut buf)?;
         self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
-        let chunk: Arc<[u8]> = buf.into();
+        // Arc<Vec> rather than Arc<[u8]>: the conversion would copy every chunk once more.
+        let chunk = Arc::new(buf);
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).put(index, chunk.clone());
         Ok(chunk)
     }

@@ -304,6 +304,9 @@ pub struct VmdkSparse {
     /// Recently decompressed grains (or their first part).
     inflated: Mutex<Lru<Arc<Mutex<PartialGrain>>>>,
     spilled: Mutex<SpilledGrains>,
+    /// Decompressors of completed grains, reset and reused (allocating and initialising one per
+    /// grain showed in profiles).
+    spare_decompressors: Arc<Mutex<Vec<Box<flate2::Decompress>>>>,
 }
 
 impl VmdkSparse {
@@ -344,7 +347,7 @@ impl VmdkSparse {
         let gd_off = le64(&h, 56).checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{name}: grain directory offset overflows")))?;
         let raw = read_vec(&*file, gd_off, gd_entries * 4, MAX_TABLE_BYTES, &format!("{name}: grain directory"))?;
         let gd = raw.chunks_exact(4).map(|c| le32(c, 0)).collect();
-        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(INFLATED_CACHE)), spilled: Mutex::default() })
+        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(INFLATED_CACHE)), spilled: Mutex::default(), spare_decompressors: Arc::default() })
     }
 
     fn grain_table(&self, gd_index: usize) -> io::Result<Option<Arc<Vec<u32>>>> {
@@ -392,7 +395,7 @@ impl VmdkSparse {
         let grain = match cached {
             Some(g) => g,
             None => {
-                let spilled = self.spilled.lock().unwrap_or_else(|e| e.into_inner()).take(host);
+                let spilled = self.spilled.lock().unwrap_or_else(|e| e.into_inner()).take(host, || self.decompressor());
                 let g = match spilled {
                     Some(g) => g,
                     None => {
@@ -405,7 +408,7 @@ impl VmdkSparse {
                         if clen > 2 * self.grain_bytes + 4096 || (host + 12).checked_add(clen).map_or(true, |e| e > self.file.size()) {
                             return Err(corrupt(format!("{}: compressed grain at offset {host} (guest {off}) claims {clen} bytes", self.name)));
                         }
-                        PartialGrain::new(clen as usize, self.grain_bytes as usize)
+                        PartialGrain::new(clen as usize, self.grain_bytes as usize, self.decompressor())
                     }
                 };
                 let g = Arc::new(Mutex::new(g));
@@ -423,7 +426,7 @@ impl VmdkSparse {
         };
         let mut g = grain.lock().unwrap_or_else(|e| e.into_inner());
         if g.out.len() < end {
-            g.inflate_to(end, &*self.file, host + 12).map_err(|e| corrupt(format!("{}: compressed grain at offset {host} (guest {off}): {e}", self.name)))?;
+            g.inflate_to(end, &*self.file, host + 12, &self.spare_decompressors).map_err(|e| corrupt(format!("{}: compressed grain at offset {host} (guest {off}): {e}", self.name)))?;
         }
         buf.copy_from_slice(&g.out[within as usize..end]);
         Ok(())
@@ -433,6 +436,8 @@ impl VmdkSparse {
 /// Compressed bytes of a streamOptimized grain read beyond the estimate of what a read needs
 /// (a read that falls short costs one more small read, not a re-inflate).
 const GRAIN_READ_SLACK: usize = 256;
+/// Decompressors kept for reuse.
+const SPARE_DECOMPRESSORS: usize = 8;
 /// Memory for the compressed bytes of half-read grains evicted from the grain cache.
 const SPILLED_BYTES: usize = 16 << 20;
 
@@ -455,13 +460,14 @@ struct PartialGrain {
 }
 
 impl PartialGrain {
-    fn new(compressed_len: usize, grain: usize) -> Self {
-        PartialGrain { compressed_len, compressed: Vec::new(), consumed: 0, dec: Some(Box::new(flate2::Decompress::new(true))), out: Vec::new(), grain }
+    fn new(compressed_len: usize, grain: usize, dec: Box<flate2::Decompress>) -> Self {
+        PartialGrain { compressed_len, compressed: Vec::new(), consumed: 0, dec: Some(dec), out: Vec::new(), grain }
     }
 
     /// Inflates until `out` holds at least `end` bytes, reading the compressed stream (which
     /// starts at `data` in `file`) in pieces sized by the ratio seen so far.
-    fn inflate_to(&mut self, end: usize, file: &dyn BlockDev, data: u64) -> io::Result<()> {
+    /// The decompressor of a grain it completes goes to `spare`.
+    fn inflate_to(&mut self, end: usize, file: &dyn BlockDev, data: u64, spare: &Mutex<Vec<Box<flate2::Decompress>>>) -> io::Result<()> {
         let grain = self.grain;
         // `decompress_vec` fills spare capacity only.
         self.out.reserve_exact(grain - self.out.len());
@@ -487,8 +493,13 @@ impl PartialGrain {
             if status == flate2::Status::StreamEnd || self.out.len() == grain {
                 // A stream that ends early reads as zeros past its end.
                 self.out.resize(grain, 0);
-                self.dec = None;
                 self.compressed = Vec::new();
+                if let Some(dec) = self.dec.take() {
+                    let mut spare = spare.lock().unwrap_or_else(|e| e.into_inner());
+                    if spare.len() < SPARE_DECOMPRESSORS {
+                        spare.push(dec);
+                    }
+                }
             } else if self.compressed.len() == self.compressed_len && self.out.len() == have && took == 0 {
                 return Err(corrupt(format!("truncated: {} of {grain} bytes inflated from {} compressed bytes", self.out.len(), self.compressed.len())));
             }
@@ -533,11 +544,23 @@ impl SpilledGrains {
     }
 
     /// The grain rebuilt from its kept compressed bytes (inflated again on the next read).
-    fn take(&mut self, host: u64) -> Option<PartialGrain> {
+    fn take(&mut self, host: u64, decompressor: impl FnOnce() -> Box<flate2::Decompress>) -> Option<PartialGrain> {
         let (compressed, compressed_len, grain) = self.map.remove(&host)?;
         self.bytes -= compressed.len();
         // `order` keeps a stale key; it is skipped when popped (no longer in `map`).
-        Some(PartialGrain { compressed, ..PartialGrain::new(compressed_len, grain) })
+        Some(PartialGrain { compressed, ..PartialGrain::new(compressed_len, grain, decompressor()) })
+    }
+}
+
+impl VmdkSparse {
+    fn decompressor(&self) -> Box<flate2::Decompress> {
+        match self.spare_decompressors.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(mut d) => {
+                d.reset(true);
+                d
+            }
+            None => Box::new(flate2::Decompress::new(true)),
+        }
     }
 }
 
@@ -664,6 +687,10 @@ mod tests {
         (grain, counters.clone(), FileLike { data: z.finish().unwrap(), counters })
     }
 
+    fn fresh() -> Box<flate2::Decompress> {
+        Box::new(flate2::Decompress::new(true))
+    }
+
     struct FileLike {
         data: Vec<u8>,
         counters: Arc<Counters>,
@@ -686,39 +713,41 @@ mod tests {
     fn grains_are_inflated_only_as_far_as_reads_need() {
         let (grain, counters, file) = grain_image();
         let clen = file.data.len();
-        let mut g = PartialGrain::new(clen, grain.len());
-        g.inflate_to(4096, &file, 0).unwrap();
+        let mut g = PartialGrain::new(clen, grain.len(), fresh());
+        g.inflate_to(4096, &file, 0, &Mutex::default()).unwrap();
         assert_eq!(&g.out[..4096], &grain[..4096]);
         let first = counters.bytes_read.load(Ordering::Relaxed) as usize;
         assert!(first < clen / 4, "read {first} of {clen} compressed bytes for the first 4 KiB");
         // Further reads continue the stream: every compressed byte is read once at most.
-        g.inflate_to(20_000, &file, 0).unwrap();
-        g.inflate_to(65_536, &file, 0).unwrap();
+        let spare = Mutex::default();
+        g.inflate_to(20_000, &file, 0, &spare).unwrap();
+        assert!(spare.lock().unwrap().is_empty());
+        g.inflate_to(65_536, &file, 0, &spare).unwrap();
         assert_eq!(g.out, grain);
-        assert!(g.dec.is_none());
+        assert!(g.dec.is_none() && spare.lock().unwrap().len() == 1, "a completed grain's decompressor is kept for reuse");
         assert_eq!(counters.bytes_read.load(Ordering::Relaxed) as usize, clen);
     }
 
     #[test]
     fn an_evicted_half_read_grain_is_not_read_again() {
         let (grain, counters, file) = grain_image();
-        let mut g = PartialGrain::new(file.data.len(), grain.len());
-        g.inflate_to(8192, &file, 0).unwrap();
+        let mut g = PartialGrain::new(file.data.len(), grain.len(), fresh());
+        g.inflate_to(8192, &file, 0, &Mutex::default()).unwrap();
         let read = counters.bytes_read.load(Ordering::Relaxed);
         let mut spilled = SpilledGrains::default();
         spilled.put(7, g.compressed.clone(), g.compressed_len, g.grain);
-        let mut again = spilled.take(7).unwrap();
-        assert!(spilled.take(7).is_none());
-        again.inflate_to(8192, &file, 0).unwrap();
+        let mut again = spilled.take(7, fresh).unwrap();
+        assert!(spilled.take(7, fresh).is_none());
+        again.inflate_to(8192, &file, 0, &Mutex::default()).unwrap();
         assert_eq!(&again.out[..8192], &grain[..8192]);
         assert_eq!(counters.bytes_read.load(Ordering::Relaxed), read);
-        again.inflate_to(65_536, &file, 0).unwrap();
+        again.inflate_to(65_536, &file, 0, &Mutex::default()).unwrap();
         assert_eq!(again.out, grain);
         // The spill store stays within its byte budget, oldest first out.
         for host in 0..10_000u64 {
             spilled.put(host, vec![0; 4096], 5000, 65536);
         }
-        assert!(spilled.bytes <= SPILLED_BYTES && spilled.take(0).is_none() && spilled.take(9_999).is_some());
+        assert!(spilled.bytes <= SPILLED_BYTES && spilled.take(0, fresh).is_none() && spilled.take(9_999, fresh).is_some());
         assert!(spilled.order.len() <= 2 * spilled.map.len() + 1024);
     }
 
@@ -726,13 +755,13 @@ mod tests {
     fn truncated_or_corrupt_grains_are_errors() {
         let (grain, _, mut file) = grain_image();
         file.data.truncate(file.data.len() / 2);
-        let mut g = PartialGrain::new(file.data.len(), grain.len());
-        g.inflate_to(100, &file, 0).unwrap();
-        let e = g.inflate_to(65_536, &file, 0).unwrap_err();
+        let mut g = PartialGrain::new(file.data.len(), grain.len(), fresh());
+        g.inflate_to(100, &file, 0, &Mutex::default()).unwrap();
+        let e = g.inflate_to(65_536, &file, 0, &Mutex::default()).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
         let (grain, _, mut file) = grain_image();
         file.data[0] = 0x12; // not a zlib header
-        let e = PartialGrain::new(file.data.len(), grain.len()).inflate_to(100, &file, 0).unwrap_err();
+        let e = PartialGrain::new(file.data.len(), grain.len(), fresh()).inflate_to(100, &file, 0, &Mutex::default()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }
