@@ -60,7 +60,9 @@ fn relabelled_rootfs(name: &str, seed: u32, release_rpm: [&str; 3], cpe: &str) -
 }
 
 /// make-test-rootfs.sh's Debian 12 tree with an Ubuntu 22.04 /etc/lsb-release (what SSG's
-/// ubuntu2204 platform check reads); files are hard links to the Debian fixture's.
+/// ubuntu2204 platform check reads); files are hard links to the Debian fixture's. OpenSCAP only
+/// ever scans this copy, never the shared fixture: its librpm creates var/lib/rpm/rpmdb.sqlite in
+/// a tree that has none (a new file in the copy, so the fixture stays as built).
 fn jammy_rootfs() -> Option<PathBuf> {
     let debian = kensa_testdata::debian_rootfs()?;
     kensa_testdata::cached_fixture("cis-jammy-on-debian", |out| {
@@ -68,6 +70,11 @@ fn jammy_rootfs() -> Option<PathBuf> {
             std::fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
         }
         run(Command::new("cp").arg("-al").arg(&debian).arg(out), "cp -al")?;
+        // Never share an rpm database file with the fixture (librpm would write to it).
+        let rpmdb = out.join("var/lib/rpm");
+        if rpmdb.exists() {
+            std::fs::remove_dir_all(&rpmdb).map_err(|e| format!("{}: {e}", rpmdb.display()))?;
+        }
         let lsb = out.join("etc/lsb-release");
         let _ = std::fs::remove_file(&lsb);
         std::fs::write(&lsb, "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=22.04\nDISTRIB_CODENAME=jammy\nDISTRIB_DESCRIPTION=\"Ubuntu 22.04.4 LTS\"\n").map_err(|e| format!("{}: {e}", lsb.display()))
@@ -220,7 +227,8 @@ fn ubuntu2204_cis_level2_server_on_debian_tree_matches_openscap() {
 #[test]
 fn foreign_content_is_notapplicable_like_openscap() {
     let cases: [(&str, fn() -> Option<PathBuf>, &str, &str); 2] = [
-        ("debian", kensa_testdata::debian_rootfs, "ssg-rhel9-ds.xml", "cis"),
+        // The Debian tree (its copy: see jammy_rootfs).
+        ("jammy-on-debian", jammy_rootfs, "ssg-rhel9-ds.xml", "cis"),
         ("rhel9-seed3", || rhel9_rootfs(3), "ssg-sle15-ds.xml", "cis"),
     ];
     for (tree, rootfs, ds, profile) in cases {
