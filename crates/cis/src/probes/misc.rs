@@ -170,7 +170,7 @@ pub fn uname<'a>(ev: &mut Evaluator<'a, '_>, _obj: &'a Node) -> Result<Collected
         mods.pop()
     });
     let Some(release) = release else { return Ok(Collected::not_applicable("offline target without installed kernels: no uname")) };
-    let machine = release.rsplit('.').next().filter(|a| matches!(*a, "x86_64" | "aarch64" | "ppc64le" | "s390x" | "i686")).unwrap_or("").to_string();
+    let machine = machine_from_release(&release).or_else(|| machine_from_elf(ev)).unwrap_or_default().to_string();
     let mut it = Item::new();
     it.set("machine_class", machine.clone())
         .set("node_name", read("/proc/sys/kernel/hostname").or_else(|| read("/etc/hostname")).unwrap_or_default())
@@ -179,6 +179,41 @@ pub fn uname<'a>(ev: &mut Evaluator<'a, '_>, _obj: &'a Node) -> Result<Collected
         .set("os_version", read("/proc/sys/kernel/version").unwrap_or_default())
         .set("processor_type", machine);
     Ok(Collected::items(vec![it]))
+}
+
+/// uname(2)'s machine from a kernel release: RHEL and Fedora end it with `.x86_64`, Debian with its
+/// own architecture name (`6.1.0-18-amd64`, `-cloud-arm64`). Others (Ubuntu's `-generic`) do not say.
+fn machine_from_release(release: &str) -> Option<&'static str> {
+    let suffix = release.rsplit(['.', '-']).next()?;
+    Some(match suffix {
+        "x86_64" | "amd64" => "x86_64",
+        "aarch64" | "arm64" => "aarch64",
+        "ppc64le" | "ppc64el" => "ppc64le",
+        "s390x" => "s390x",
+        "i686" | "686" | "pae" => "i686",
+        _ => return None,
+    })
+}
+
+/// uname(2)'s machine from the ELF header of the target's /bin/sh (what the kernel must be able
+/// to run), when the kernel release does not name it.
+fn machine_from_elf(ev: &Evaluator) -> Option<&'static str> {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    ev.ctx.root.open("/bin/sh").ok()?.read_exact(&mut header).ok()?;
+    if &header[..4] != b"\x7fELF" {
+        return None;
+    }
+    let e_machine = if header[5] == 2 { u16::from_be_bytes([header[18], header[19]]) } else { u16::from_le_bytes([header[18], header[19]]) };
+    Some(match (e_machine, header[5]) {
+        (0x3e, _) => "x86_64",
+        (0xb7, _) => "aarch64",
+        (0x15, 1) => "ppc64le",
+        (0x15, _) => "ppc64",
+        (0x16, _) => "s390x",
+        (0x03, _) => "i686",
+        _ => return None,
+    })
 }
 
 /// Environment of a process. Only the live host has processes: offline targets have none.
