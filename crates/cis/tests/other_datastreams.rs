@@ -6,7 +6,8 @@
 //!
 //! Every rule must have OpenSCAP's result except where OpenSCAP's probe cannot see an offline
 //! tree (docs/cis-offline.md): its systemd probes need D-Bus (`unknown`), its shadow probe reads
-//! the host (`notapplicable`). Those rules are pinned here with kensa's result and the reason.
+//! the host (`notapplicable`), its uname is not applicable offline where kensa reads the tree's
+//! newest kernel. Those rules are pinned here with kensa's result and the reason.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
