@@ -433,9 +433,8 @@ impl VmdkSparse {
     }
 }
 
-/// Compressed bytes of a streamOptimized grain read beyond the estimate of what a read needs
-/// (a read that falls short costs one more small read, not a re-inflate).
-const GRAIN_READ_SLACK: usize = 256;
+/// Smallest piece of a streamOptimized grain's compressed stream read at once.
+const GRAIN_READ_STEP: usize = 256;
 /// Decompressors kept for reuse.
 const SPARE_DECOMPRESSORS: usize = 8;
 /// Memory for the compressed bytes of half-read grains evicted from the grain cache.
@@ -478,8 +477,12 @@ impl PartialGrain {
             let read = self.compressed.len();
             if self.consumed == read || stalled {
                 // Everything read is inflated (or the decompressor wants more at once): read more.
-                let estimate = if have == 0 { self.compressed_len * end / grain } else { (read * end).div_ceil(have) };
-                let want = estimate.max(read + 1).saturating_add(GRAIN_READ_SLACK).min(self.compressed_len);
+                // A third of the compressed bytes still needed at the ratio seen so far (the
+                // stream's average before any output): estimates overshoot where the data ahead
+                // compresses better, and bytes read past the need are wasted, so converge on it
+                // from below in a few steps.
+                let still_needed = if have == 0 { self.compressed_len * end / grain } else { (end - have) * read / have };
+                let want = (read + (still_needed / 3).max(GRAIN_READ_STEP)).min(self.compressed_len);
                 if want > read {
                     self.compressed.resize(want, 0);
                     file.read_at(data + read as u64, &mut self.compressed[read..])?;
