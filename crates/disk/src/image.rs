@@ -32,8 +32,9 @@ impl std::fmt::Display for ImageFormat {
 
 /// Longest qcow2 backing chain we follow.
 const MAX_BACKING_DEPTH: usize = 16;
-/// Decompressed clusters/grains kept (64 KiB each by default: 16 MiB). Metadata reads scatter over
-/// the disk and come in 4 KiB pieces: without this, one grain is inflated again for every piece.
+/// Compressed clusters/grains kept (64 KiB each by default, plus a decompressor while half-read:
+/// about 27 MiB at most). Metadata reads scatter over the disk and come in 4 KiB pieces: without
+/// this, one grain is inflated again for every piece.
 const INFLATED_CACHE: usize = 256;
 /// Largest metadata table (qcow2 L1, VMDK grain directory) we load, in bytes.
 const MAX_TABLE_BYTES: u64 = 64 << 20;
@@ -104,8 +105,8 @@ pub struct Qcow2 {
     size: u64,
     l1: Vec<u64>,
     l2_cache: Mutex<Lru<Arc<Vec<u64>>>>,
-    /// Recently decompressed clusters (small reads of one cluster would inflate it each time).
-    inflated: Mutex<Lru<Arc<Vec<u8>>>>,
+    /// Compressed clusters, inflated as far as reads need.
+    inflater: Inflater,
     backing: Option<Arc<dyn BlockDev>>,
 }
 
@@ -172,7 +173,7 @@ impl Qcow2 {
         } else {
             None
         };
-        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(INFLATED_CACHE)), backing })
+        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new(64)), inflater: Inflater::new(false), backing })
     }
 
     fn l2_table(&self, l1_index: usize) -> io::Result<Option<Arc<Vec<u64>>>> {
@@ -217,22 +218,9 @@ impl Qcow2 {
             if host >= self.file.size() {
                 return Err(corrupt(format!("{}: compressed cluster for guest offset {off} points past the end of the file (host offset {host})", self.name)));
             }
-            let cached = self.inflated.lock().unwrap_or_else(|e| e.into_inner()).get(host);
-            let out = match cached {
-                Some(c) => c,
-                None => {
-                    let compressed = read_vec(&*self.file, host, csize, 2 * cluster + 512, "qcow2 compressed cluster")?;
-                    let mut out = vec![0u8; cluster as usize];
-                    let mut dec = flate2::Decompress::new(false);
-                    dec.decompress(&compressed, &mut out, flate2::FlushDecompress::Finish)
-                        .map_err(|e| corrupt(format!("{}: compressed cluster at host offset {host} (guest {off}): {e}", self.name)))?;
-                    let out = Arc::new(out);
-                    self.inflated.lock().unwrap_or_else(|e| e.into_inner()).put(host, out.clone());
-                    out
-                }
-            };
-            buf.copy_from_slice(&out[within as usize..within as usize + buf.len()]);
-            return Ok(());
+            // The length is sector-rounded: the stream may end before it.
+            let ctx = || format!("{}: compressed cluster at host offset {host} (guest {off})", self.name);
+            return self.inflater.read(&*self.file, host, cluster as usize, within as usize, buf, &ctx, || Ok(csize as usize));
         }
         let host = entry & QCOW_OFFSET_MASK;
         if entry & QCOW_OFLAG_ZERO != 0 {
@@ -302,11 +290,7 @@ pub struct VmdkSparse {
     gd: Vec<u32>,
     gt_cache: Mutex<Lru<Arc<Vec<u32>>>>,
     /// Recently decompressed grains (or their first part).
-    inflated: Mutex<Lru<Arc<Mutex<PartialGrain>>>>,
-    spilled: Mutex<SpilledGrains>,
-    /// Decompressors of completed grains, reset and reused (allocating and initialising one per
-    /// grain showed in profiles).
-    spare_decompressors: Arc<Mutex<Vec<Box<flate2::Decompress>>>>,
+    inflater: Inflater,
 }
 
 impl VmdkSparse {
@@ -347,7 +331,7 @@ impl VmdkSparse {
         let gd_off = le64(&h, 56).checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{name}: grain directory offset overflows")))?;
         let raw = read_vec(&*file, gd_off, gd_entries * 4, MAX_TABLE_BYTES, &format!("{name}: grain directory"))?;
         let gd = raw.chunks_exact(4).map(|c| le32(c, 0)).collect();
-        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflated: Mutex::new(Lru::new(INFLATED_CACHE)), spilled: Mutex::default(), spare_decompressors: Arc::default() })
+        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflater: Inflater::new(true) })
     }
 
     fn grain_table(&self, gd_index: usize) -> io::Result<Option<Arc<Vec<u32>>>> {
@@ -390,57 +374,105 @@ impl VmdkSparse {
             return self.file.read_at(host + within, buf);
         }
         // streamOptimized grain: lba u64, size u32, zlib data.
-        let end = within as usize + buf.len();
-        let cached = self.inflated.lock().unwrap_or_else(|e| e.into_inner()).get(host);
-        let grain = match cached {
+        let (file, grain) = (&*self.file, self.grain_bytes as usize);
+        let ctx = || format!("{}: compressed grain at offset {host} (guest {off})", self.name);
+        self.inflater.read(file, host + 12, grain, within as usize, buf, &ctx, || {
+            if host.checked_add(12).map_or(true, |e| e > file.size()) {
+                return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
+            }
+            let mut head = [0u8; 12];
+            file.read_at(host, &mut head)?;
+            let clen = le32(&head, 8) as u64;
+            if clen > 2 * grain as u64 + 4096 || (host + 12).checked_add(clen).map_or(true, |e| e > file.size()) {
+                return Err(corrupt(format!("{} claims {clen} bytes", ctx())));
+            }
+            Ok(clen as usize)
+        })
+    }
+}
+
+/// Deflate streams of compressed qcow2 clusters and streamOptimized VMDK grains, inflated only as
+/// far as reads need, with the caches that keep it cheap: recent grains (their decompressors
+/// while half-read), the compressed bytes of half-read grains pushed out of that cache, and spare
+/// decompressors.
+struct Inflater {
+    zlib_header: bool,
+    grains: Mutex<Lru<Arc<Mutex<PartialGrain>>>>,
+    spilled: Mutex<SpilledGrains>,
+    /// Decompressors of completed grains, reset and reused (allocating and initialising one per
+    /// grain showed in profiles).
+    spare: Mutex<Vec<Box<flate2::Decompress>>>,
+}
+
+impl Inflater {
+    fn new(zlib_header: bool) -> Self {
+        Inflater { zlib_header, grains: Mutex::new(Lru::new(INFLATED_CACHE)), spilled: Mutex::default(), spare: Mutex::default() }
+    }
+
+    fn decompressor(&self) -> Box<flate2::Decompress> {
+        match self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(mut d) => {
+                d.reset(self.zlib_header);
+                d
+            }
+            None => Box::new(flate2::Decompress::new(self.zlib_header)),
+        }
+    }
+
+    /// Fills `buf` with the bytes at `within` of the `grain`-byte grain whose compressed stream
+    /// starts at `data` in `file`. `compressed_len` reads and checks the stream's length when the
+    /// grain is not cached; `ctx` names the grain in errors.
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &self,
+        file: &dyn BlockDev,
+        data: u64,
+        grain: usize,
+        within: usize,
+        buf: &mut [u8],
+        ctx: &dyn Fn() -> String,
+        compressed_len: impl FnOnce() -> io::Result<usize>,
+    ) -> io::Result<()> {
+        let end = within + buf.len();
+        let cached = self.grains.lock().unwrap_or_else(|e| e.into_inner()).get(data);
+        let g = match cached {
             Some(g) => g,
             None => {
-                let spilled = self.spilled.lock().unwrap_or_else(|e| e.into_inner()).take(host, || self.decompressor());
+                let spilled = self.spilled.lock().unwrap_or_else(|e| e.into_inner()).take(data, || self.decompressor());
                 let g = match spilled {
                     Some(g) => g,
-                    None => {
-                        if host.checked_add(12).map_or(true, |e| e > self.file.size()) {
-                            return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
-                        }
-                        let mut head = [0u8; 12];
-                        self.file.read_at(host, &mut head)?;
-                        let clen = le32(&head, 8) as u64;
-                        if clen > 2 * self.grain_bytes + 4096 || (host + 12).checked_add(clen).map_or(true, |e| e > self.file.size()) {
-                            return Err(corrupt(format!("{}: compressed grain at offset {host} (guest {off}) claims {clen} bytes", self.name)));
-                        }
-                        PartialGrain::new(clen as usize, self.grain_bytes as usize, self.decompressor())
-                    }
+                    None => PartialGrain::new(compressed_len()?, grain, self.decompressor()),
                 };
                 let g = Arc::new(Mutex::new(g));
-                let evicted = self.inflated.lock().unwrap_or_else(|e| e.into_inner()).put(host, g.clone());
+                let evicted = self.grains.lock().unwrap_or_else(|e| e.into_inner()).put(data, g.clone());
                 if let Some((key, old)) = evicted {
                     // A grain evicted half-read keeps its compressed bytes: a later read further
                     // into it (a file next to a directory block) then costs no read again.
                     let old = old.lock().unwrap_or_else(|e| e.into_inner());
                     if old.dec.is_some() && !old.compressed.is_empty() {
-                        self.spilled.lock().unwrap_or_else(|e| e.into_inner()).put(key, old.compressed.clone(), old.compressed_len, self.grain_bytes as usize);
+                        self.spilled.lock().unwrap_or_else(|e| e.into_inner()).put(key, old.compressed.clone(), old.compressed_len, old.grain);
                     }
                 }
                 g
             }
         };
-        let mut g = grain.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = g.lock().unwrap_or_else(|e| e.into_inner());
         if g.out.len() < end {
-            g.inflate_to(end, &*self.file, host + 12, &self.spare_decompressors).map_err(|e| corrupt(format!("{}: compressed grain at offset {host} (guest {off}): {e}", self.name)))?;
+            g.inflate_to(end, file, data, &self.spare).map_err(|e| corrupt(format!("{}: {e}", ctx())))?;
         }
-        buf.copy_from_slice(&g.out[within as usize..end]);
+        buf.copy_from_slice(&g.out[within..end]);
         Ok(())
     }
 }
 
-/// Smallest piece of a streamOptimized grain's compressed stream read at once.
+/// Smallest piece of a compressed grain's stream read at once.
 const GRAIN_READ_STEP: usize = 256;
 /// Decompressors kept for reuse.
 const SPARE_DECOMPRESSORS: usize = 8;
 /// Memory for the compressed bytes of half-read grains evicted from the grain cache.
 const SPILLED_BYTES: usize = 16 << 20;
 
-/// A streamOptimized grain inflated as far as reads have needed so far. Deflate is sequential, so
+/// A compressed grain or cluster inflated as far as reads have needed so far. Deflate is sequential, so
 /// a read near the start of a grain never needs the rest of its compressed stream: directory and
 /// inode blocks, file heads and archive tails usually need part of a grain only.
 struct PartialGrain {
@@ -493,7 +525,7 @@ impl PartialGrain {
             let took = (dec.total_in() - before_in) as usize;
             self.consumed += took;
             stalled = took == 0 && self.out.len() == have;
-            if status == flate2::Status::StreamEnd || self.out.len() == grain {
+            if status == flate2::Status::StreamEnd || self.out.len() >= grain {
                 // A stream that ends early reads as zeros past its end.
                 self.out.resize(grain, 0);
                 self.compressed = Vec::new();
@@ -552,18 +584,6 @@ impl SpilledGrains {
         self.bytes -= compressed.len();
         // `order` keeps a stale key; it is skipped when popped (no longer in `map`).
         Some(PartialGrain { compressed, ..PartialGrain::new(compressed_len, grain, decompressor()) })
-    }
-}
-
-impl VmdkSparse {
-    fn decompressor(&self) -> Box<flate2::Decompress> {
-        match self.spare_decompressors.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            Some(mut d) => {
-                d.reset(true);
-                d
-            }
-            None => Box::new(flate2::Decompress::new(true)),
-        }
     }
 }
 
