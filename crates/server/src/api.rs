@@ -356,8 +356,21 @@ async fn put_tags(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(i
     require_json(&headers)?;
     let t: TagsRequest = parse_json(&body)?;
     validate_tags(&t.tags)?;
-    if !store::set_tags(&state.db.lock().expect("store lock poisoned"), &id, &t.tags)? {
-        return Err(ApiError::not_found(format!("no machine {id}")));
+    let rematch = {
+        let conn = state.db.lock().expect("store lock poisoned");
+        let m = store::machine(&conn, &id)?.ok_or_else(|| ApiError::not_found(format!("no machine {id}")))?;
+        // Excluding a machine closes its findings, including it again re-opens them: re-match.
+        let rematch = m.inventory_at.is_some() && coverage::is_excluded(&m.tags) != coverage::is_excluded(&t.tags);
+        let tx = conn.unchecked_transaction()?;
+        store::set_tags(&tx, &id, &t.tags)?;
+        if rematch {
+            store::queue_for_match(&tx, &id)?;
+        }
+        tx.commit()?;
+        rematch
+    };
+    if rematch {
+        state.enqueue_match(&id);
     }
     state.changed.notify_one();
     Ok(Json(json!({"machineId": id, "tags": t.tags})))

@@ -155,14 +155,19 @@ pub fn prepare(current: &[kensa_matcher::Finding]) -> PreparedFindings {
 /// Stores the result of matching inventory `generation` of a machine, in one transaction: new
 /// findings open, changed ones are rewritten, unchanged ones are left alone (an open finding was
 /// last observed by the machine's latest match, `machines.matched_at`), vanished ones close, and
-/// the machine's `pending_match` row goes unless a newer inventory arrived meanwhile. Returns the
-/// number of active findings.
-pub fn store_match(conn: &mut Connection, machine_id: &str, generation: i64, current: &PreparedFindings) -> rusqlite::Result<usize> {
+/// the machine's `pending_match` row goes. Returns the number of active findings, or None when
+/// nothing was stored: the machine is gone, or a newer inventory was stored meanwhile (whose own
+/// match is pending or done; an older result must not overwrite it).
+pub fn store_match(conn: &mut Connection, machine_id: &str, generation: i64, current: &PreparedFindings) -> rusqlite::Result<Option<usize>> {
     let t = now();
     let tx = conn.transaction()?;
-    let Some(previous_match) = tx.query_row("SELECT matched_at FROM machines WHERE id = ?1", [machine_id], |r| r.get::<_, Option<i64>>(0)).optional()? else {
-        // Deleted meanwhile: nothing to store.
-        return Ok(0);
+    let machine = tx
+        .prepare_cached("SELECT matched_at, inventory_generation FROM machines WHERE id = ?1")?
+        .query_row([machine_id], |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?)))
+        .optional()?;
+    let previous_match = match machine {
+        Some((previous_match, stored_generation)) if stored_generation <= generation => previous_match,
+        _ => return Ok(None),
     };
     let mut stored: std::collections::HashMap<String, (String, Option<Vec<u8>>)> = std::collections::HashMap::new();
     {
@@ -240,7 +245,7 @@ pub fn store_match(conn: &mut Connection, machine_id: &str, generation: i64, cur
     tx.prepare_cached("UPDATE machines SET matched_at = ?2 WHERE id = ?1")?.execute(params![machine_id, t])?;
     tx.prepare_cached("DELETE FROM pending_match WHERE machine_id = ?1 AND generation <= ?2")?.execute(params![machine_id, generation])?;
     tx.commit()?;
-    Ok(current.active())
+    Ok(Some(current.active()))
 }
 
 /// Removes vulnerability details no finding refers to any more (after database updates changed
@@ -421,4 +426,54 @@ pub fn query(conn: &Connection, q: &FindingQuery) -> Result<Value, String> {
         v["nextToken"] = json!((offset + page as usize).to_string());
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine_with_inventory(conn: &mut Connection, id: &str) -> i64 {
+        crate::store::upsert_agent_machine(conn, id, id, &Default::default()).unwrap();
+        let inv = kensa_inventory::Inventory { target: id.into(), os: None, packages: Vec::new(), warnings: Vec::new() };
+        crate::store::put_inventory(conn, id, &inv, "sha", "AGENT").unwrap()
+    }
+
+    fn pending(conn: &Connection) -> Vec<String> {
+        crate::store::pending_matches(conn).unwrap()
+    }
+
+    #[test]
+    fn an_older_match_never_overwrites_a_newer_inventory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::store::open(&dir.path().join("server.db")).unwrap();
+        let first = machine_with_inventory(&mut conn, "m");
+        let second = machine_with_inventory(&mut conn, "m");
+        assert!(second > first);
+        // The match of the first inventory ends after the second was stored: not stored.
+        assert_eq!(store_match(&mut conn, "m", first, &prepare(&[])).unwrap(), None);
+        assert_eq!(pending(&conn), ["m"]);
+        assert_eq!(crate::store::machine(&conn, "m").unwrap().unwrap().matched_at, None);
+        // The second one's is, and clears the pending row.
+        assert_eq!(store_match(&mut conn, "m", second, &prepare(&[])).unwrap(), Some(0));
+        assert!(pending(&conn).is_empty());
+        assert!(crate::store::machine(&conn, "m").unwrap().unwrap().matched_at.is_some());
+        // A machine that is gone gets nothing.
+        assert_eq!(store_match(&mut conn, "gone", 1, &prepare(&[])).unwrap(), None);
+    }
+
+    #[test]
+    fn split_findings_merge_back_whole() {
+        let finding = json!({
+            "type": "PACKAGE_VULNERABILITY", "title": "CVE-1 - a", "description": "d", "status": "ACTIVE", "fixAvailable": "YES",
+            "remediation": {"recommendation": {"text": "upgrade"}}, "vendorStatus": "fixed",
+            "packageVulnerabilityDetails": {"vulnerabilityId": "CVE-1", "cvss": [], "vulnerablePackages": [{"name": "a", "version": "1"}]}
+        });
+        let (local, details) = split(finding.clone());
+        assert_eq!(details["packageVulnerabilityDetails"], json!({"vulnerabilityId": "CVE-1", "cvss": []}));
+        assert!(details.get("title").is_none() && details.get("remediation").is_none());
+        assert_eq!(local["packageVulnerabilityDetails"], json!({"vulnerablePackages": [{"name": "a", "version": "1"}]}));
+        let mut merged = details;
+        merge(&mut merged, local);
+        assert_eq!(merged, finding);
+    }
 }

@@ -140,7 +140,13 @@ impl AppState {
         };
         let prepared = findings::prepare(&current);
         let mut conn = self.db.lock().expect("store lock poisoned");
-        Ok(findings::store_match(&mut conn, id, input.generation, &prepared)?)
+        match findings::store_match(&mut conn, id, input.generation, &prepared)? {
+            Some(active) => Ok(active),
+            None => {
+                tracing::debug!("machine {id}: a newer inventory arrived during the match; its own match stores the findings");
+                Ok(prepared.active())
+            }
+        }
     }
 
     /// Continuous scanning: when the vulnerability database file is not the one the stored

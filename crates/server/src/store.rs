@@ -377,6 +377,15 @@ pub fn match_input(conn: &Connection, id: &str) -> rusqlite::Result<Option<Match
     .optional()
 }
 
+/// Queues one machine's stored inventory for re-matching (durably; a row already there stays).
+pub fn queue_for_match(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO pending_match(machine_id, generation, queued_at) SELECT id, inventory_generation, ?2 FROM machines WHERE id = ?1",
+        params![id, now()],
+    )?;
+    Ok(())
+}
+
 /// Queues every machine with an inventory for re-matching and records `setting = value`, in one
 /// transaction. Machines already pending keep their row. Returns the machines queued.
 pub fn queue_all_for_rematch(conn: &mut Connection, setting: &str, value: &str) -> rusqlite::Result<Vec<String>> {

@@ -262,5 +262,20 @@ fn quick_reports_are_matched_once_with_the_latest_inventory() {
     assert_eq!(as_matched(&findings(&s, "host-2", "ACTIVE")), want_old);
     let closed = findings(&s, "host-2", "CLOSED");
     assert_eq!(closed.iter().map(id_of).collect::<std::collections::BTreeSet<_>>(), want_new.keys().cloned().collect());
+
+    // Tagging the machine excluded closes its findings; removing the tag re-opens them.
+    let tags = |t: Value| {
+        let (st, v) = call("PUT", &format!("{}/api/v1/machines/host-2/tags", s.url), ADMIN, Some(serde_json::to_vec(&json!({"tags": t})).unwrap()));
+        assert_eq!(st, 200, "{v}");
+        wait_drained(&state);
+    };
+    tags(json!({"InspectorEc2Exclusion": ""}));
+    assert!(findings(&s, "host-2", "ACTIVE").is_empty());
+    assert_eq!(findings(&s, "host-2", "CLOSED").len(), want_old.len() + want_new.len());
+    tags(json!({"team": "blue"}));
+    assert_eq!(as_matched(&findings(&s, "host-2", "ACTIVE")), want_old);
+    let done = state.matches_done();
+    tags(json!({"team": "red"}));
+    assert_eq!(state.matches_done(), done, "other tag changes need no re-match");
     s.stop();
 }
