@@ -8,6 +8,8 @@
 //! `DISK_BENCH_TREE=DIR DISK_BENCH_IMAGES=DIR` runs it on another tree and its images (made by
 //! `../shared/tools/make-disk-images.sh`).
 //!
+//! `DISK_BENCH_EXTRA=IMAGE,...` adds images of the same tree (paths, or names in the image dir).
+//!
 //! `DISK_BENCH_PROFILE=disk-gpt-ext4.vmdk cargo bench -p kensa-disk --bench disk_vs_dir` instead
 //! prints where that image's bytes read go: per file opened by a cataloger (and the walk's and
 //! lookups' metadata reads), largest first, with totals per kind of file.
@@ -73,7 +75,10 @@ fn main() {
     println!("directory scan of {}: {:.3} s, {} packages", tree.display(), dir_time.as_secs_f64(), dir_inv.packages.len());
     println!("| image | scan s | dir scan s | vs dir | bytes read | allocated | read/allocated | same packages |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
-    for name in ["root.ext4", "root.xfs", "disk-gpt-ext4.raw", "disk-gpt-xfs.raw", "disk-mbr-ext4.raw", "disk-gpt-ext4.qcow2", "disk-gpt-xfs.qcow2", "disk-gpt-ext4.vmdk", "disk-gpt-xfs.vmdk"] {
+    let mut names: Vec<String> = ["root.ext4", "root.xfs", "disk-gpt-ext4.raw", "disk-gpt-xfs.raw", "disk-mbr-ext4.raw", "disk-gpt-ext4.qcow2", "disk-gpt-xfs.qcow2", "disk-gpt-ext4.vmdk", "disk-gpt-xfs.vmdk"].map(String::from).into();
+    // More images of the same tree (say `qemu-img convert -c`, as cloud images are), comma-separated.
+    names.extend(std::env::var("DISK_BENCH_EXTRA").unwrap_or_default().split(',').filter(|n| !n.is_empty()).map(String::from));
+    for name in &names {
         let path = images.join(name);
         let allocated = std::fs::metadata(&path).unwrap().blocks() * 512;
         // The directory scan is timed again next to each image (alternating, best of 3 each), so
