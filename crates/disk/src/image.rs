@@ -499,9 +499,9 @@ const SPARE_DECOMPRESSORS: usize = 8;
 /// Memory for the compressed bytes of half-read grains evicted from the grain cache.
 const SPILLED_BYTES: usize = 16 << 20;
 
-/// A compressed grain or cluster inflated as far as reads have needed so far. Deflate is sequential, so
-/// a read near the start of a grain never needs the rest of its compressed stream: directory and
-/// inode blocks, file heads and archive tails usually need part of a grain only.
+/// A compressed grain or cluster inflated as far as reads have needed so far. Deflate is
+/// sequential, so a read near the start of a grain never needs the rest of its compressed stream:
+/// directory and inode blocks, file heads and archive tails usually need part of a grain only.
 struct PartialGrain {
     /// Length of the whole compressed stream.
     compressed_len: usize,
@@ -577,7 +577,8 @@ impl PartialGrain {
 /// first beyond [`SPILLED_BYTES`]. Cheap to keep (a few KiB each) and re-inflated on demand.
 #[derive(Default)]
 struct SpilledGrains {
-    /// Host offset -> (compressed bytes read, whole compressed length, grain size).
+    /// Offset of the stream in the image -> (compressed bytes read, whole compressed length,
+    /// grain size).
     map: HashMap<u64, (Vec<u8>, usize, usize)>,
     order: VecDeque<u64>,
     bytes: usize,
