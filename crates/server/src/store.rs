@@ -85,7 +85,29 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE findings ADD COLUMN details_hash TEXT;  -- NULL: `data` is the whole finding (before 3)
     ALTER TABLE findings ADD COLUMN content_hash TEXT;
     "#,
+    // 4: the tags each source last declared, so a tag removed at the source (the machines file, an
+    // agent's --tag) is removed from the machine; API-set tags of other keys stay. Stores before 4
+    // kept no record: a provider machine's current tags are taken as its provider's.
+    r#"
+    ALTER TABLE machines ADD COLUMN provider_tags TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE machines ADD COLUMN agent_tags TEXT NOT NULL DEFAULT '{}';
+    UPDATE machines SET provider_tags = tags WHERE origin = 'provider';
+    "#,
 ];
+
+type Tags = std::collections::BTreeMap<String, String>;
+
+/// A machine's tags after a source (provider or agent) declares `declared`, having declared
+/// `previous` last time: the keys it used to set go, then what it sets now is applied.
+fn retag(current: &Tags, previous: &Tags, declared: &Tags) -> Tags {
+    let mut tags: Tags = current.iter().filter(|(k, _)| !previous.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    tags.extend(declared.iter().map(|(k, v)| (k.clone(), v.clone())));
+    tags
+}
+
+fn tags_json(tags: &Tags) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "{}".into())
+}
 
 pub fn open(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path).map_err(|e| anyhow::anyhow!("cannot open server store {}: {e}", path.display()))?;
@@ -233,44 +255,51 @@ pub fn machine(conn: &Connection, id: &str) -> rusqlite::Result<Option<MachineRo
     conn.query_row(&format!("SELECT {MACHINE_COLS} FROM machines WHERE id = ?1"), [id], machine_from_row).optional()
 }
 
-/// Creates or updates an agent machine at enrollment; tags given by the agent are merged in.
-pub fn upsert_agent_machine(conn: &Connection, id: &str, name: &str, tags: &std::collections::BTreeMap<String, String>) -> rusqlite::Result<()> {
-    let existing = machine(conn, id)?;
-    let mut merged = existing.as_ref().map(|m| m.tags.clone()).unwrap_or_default();
-    merged.extend(tags.clone());
-    let tags_json = serde_json::to_string(&merged).unwrap_or_else(|_| "{}".into());
-    if existing.is_some() {
-        conn.execute("UPDATE machines SET name = ?2, tags = ?3, agent_last_seen = ?4 WHERE id = ?1", params![id, name, tags_json, now()])?;
-    } else {
-        conn.execute(
-            "INSERT INTO machines(id, name, origin, tags, created_at, agent_last_seen) VALUES (?1, ?2, 'agent', ?3, ?4, ?4)",
-            params![id, name, tags_json, now()],
-        )?;
+/// Creates or updates an agent machine at enrollment. The agent's tags replace the ones it
+/// declared at its previous enrollment; tags from other sources stay.
+pub fn upsert_agent_machine(conn: &Connection, id: &str, name: &str, tags: &Tags) -> rusqlite::Result<()> {
+    let existing: Option<(String, String)> =
+        conn.query_row("SELECT tags, agent_tags FROM machines WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    match existing {
+        Some((current, previous)) => {
+            let merged = retag(&serde_json::from_str(&current).unwrap_or_default(), &serde_json::from_str(&previous).unwrap_or_default(), tags);
+            conn.execute(
+                "UPDATE machines SET name = ?2, tags = ?3, agent_tags = ?4, agent_last_seen = ?5 WHERE id = ?1",
+                params![id, name, tags_json(&merged), tags_json(tags), now()],
+            )?;
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO machines(id, name, origin, tags, agent_tags, created_at, agent_last_seen) VALUES (?1, ?2, 'agent', ?3, ?3, ?4, ?4)",
+                params![id, name, tags_json(tags), now()],
+            )?;
+        }
     }
     Ok(())
 }
 
 /// Makes the provider's machine list current: new machines are added, known ones get the
-/// provider's name, tags and volumes; tags set through the API on provider machines are kept
-/// only where the provider does not set the same key.
+/// provider's name, tags and volumes. A tag the provider no longer sets is removed (taking
+/// `InspectorEc2Exclusion` out of the machines file brings the machine back); tags set through
+/// the API are kept where the provider does not set the same key.
 pub fn sync_provider_machines(conn: &mut Connection, list: &[crate::provider::ProvidedMachine]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     for m in list {
         let volumes = serde_json::to_string(&m.volumes).unwrap_or_else(|_| "[]".into());
-        let existing: Option<String> = tx.query_row("SELECT tags FROM machines WHERE id = ?1", [&m.id], |r| r.get(0)).optional()?;
+        let existing: Option<(String, String)> =
+            tx.query_row("SELECT tags, provider_tags FROM machines WHERE id = ?1", [&m.id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
         match existing {
-            Some(tags) => {
-                let mut merged: std::collections::BTreeMap<String, String> = serde_json::from_str(&tags).unwrap_or_default();
-                merged.extend(m.tags.clone());
+            Some((current, previous)) => {
+                let merged = retag(&serde_json::from_str(&current).unwrap_or_default(), &serde_json::from_str(&previous).unwrap_or_default(), &m.tags);
                 tx.execute(
-                    "UPDATE machines SET name = COALESCE(?2, name), tags = ?3, volumes = ?4 WHERE id = ?1",
-                    params![m.id, m.name, serde_json::to_string(&merged).unwrap_or_default(), volumes],
+                    "UPDATE machines SET name = COALESCE(?2, name), tags = ?3, provider_tags = ?4, volumes = ?5 WHERE id = ?1",
+                    params![m.id, m.name, tags_json(&merged), tags_json(&m.tags), volumes],
                 )?;
             }
             None => {
                 tx.execute(
-                    "INSERT INTO machines(id, name, origin, tags, volumes, created_at) VALUES (?1, ?2, 'provider', ?3, ?4, ?5)",
-                    params![m.id, m.name, serde_json::to_string(&m.tags).unwrap_or_default(), volumes, now()],
+                    "INSERT INTO machines(id, name, origin, tags, provider_tags, volumes, created_at) VALUES (?1, ?2, 'provider', ?3, ?3, ?4, ?5)",
+                    params![m.id, m.name, tags_json(&m.tags), volumes, now()],
                 )?;
             }
         }
@@ -446,5 +475,30 @@ mod tests {
             // Either index that starts with machine_id (the primary key's is the other).
             assert!(plan.iter().any(|p| p.contains("findings_by_machine") || p.contains("sqlite_autoindex_findings_1")), "{sql}: {plan:?}");
         }
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// A tag removed at its source leaves the machine; API-set tags of other keys stay.
+    #[test]
+    fn tags_follow_their_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("server.db")).unwrap();
+        let provided = |t: Tags| crate::provider::ProvidedMachine { id: "vm".into(), name: None, tags: t, volumes: Vec::new() };
+        sync_provider_machines(&mut conn, &[provided(tags(&[("env", "prod"), ("InspectorEc2Exclusion", "")]))]).unwrap();
+        assert_eq!(machine(&conn, "vm").unwrap().unwrap().tags, tags(&[("env", "prod"), ("InspectorEc2Exclusion", "")]));
+        // An admin adds a tag through the API.
+        let mut with_owner = machine(&conn, "vm").unwrap().unwrap().tags;
+        with_owner.insert("owner".into(), "ops".into());
+        assert!(set_tags(&conn, "vm", &with_owner).unwrap());
+        // The exclusion tag is taken out of the machines file and env changes.
+        sync_provider_machines(&mut conn, &[provided(tags(&[("env", "staging")]))]).unwrap();
+        assert_eq!(machine(&conn, "vm").unwrap().unwrap().tags, tags(&[("env", "staging"), ("owner", "ops")]));
+
+        upsert_agent_machine(&conn, "a1", "a1", &tags(&[("role", "web"), ("tier", "1")])).unwrap();
+        upsert_agent_machine(&conn, "a1", "a1", &tags(&[("role", "db")])).unwrap();
+        assert_eq!(machine(&conn, "a1").unwrap().unwrap().tags, tags(&[("role", "db")]));
     }
 }
