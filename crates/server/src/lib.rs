@@ -394,10 +394,15 @@ fn sync_provider(state: &AppState, last: &mut Option<Vec<provider::ProvidedMachi
         Ok(list) => {
             if last.as_ref() != Some(&list) {
                 let mut conn = state.db.lock().expect("store lock poisoned");
-                if let Err(e) = store::sync_provider_machines(&mut conn, &list) {
-                    tracing::error!("{}: cannot store machines: {e}", p.describe());
-                } else {
-                    *last = Some(list);
+                match store::sync_provider_machines(&mut conn, &list) {
+                    Err(e) => tracing::error!("{}: cannot store machines: {e}", p.describe()),
+                    Ok(rematch) => {
+                        drop(conn);
+                        for id in &rematch {
+                            state.enqueue_match(id);
+                        }
+                        *last = Some(list);
+                    }
                 }
             }
         }

@@ -281,16 +281,25 @@ pub fn upsert_agent_machine(conn: &Connection, id: &str, name: &str, tags: &Tags
 /// Makes the provider's machine list current: new machines are added, known ones get the
 /// provider's name, tags and volumes. A tag the provider no longer sets is removed (taking
 /// `InspectorEc2Exclusion` out of the machines file brings the machine back); tags set through
-/// the API are kept where the provider does not set the same key.
-pub fn sync_provider_machines(conn: &mut Connection, list: &[crate::provider::ProvidedMachine]) -> rusqlite::Result<()> {
+/// the API are kept where the provider does not set the same key. A machine with an inventory
+/// whose exclusion changed is queued for a re-match (closing or re-opening its findings) in the
+/// same transaction; their ids are returned for the matcher.
+pub fn sync_provider_machines(conn: &mut Connection, list: &[crate::provider::ProvidedMachine]) -> rusqlite::Result<Vec<String>> {
+    let mut rematch = Vec::new();
     let tx = conn.transaction()?;
     for m in list {
         let volumes = serde_json::to_string(&m.volumes).unwrap_or_else(|_| "[]".into());
-        let existing: Option<(String, String)> =
-            tx.query_row("SELECT tags, provider_tags FROM machines WHERE id = ?1", [&m.id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let existing: Option<(String, String, bool)> = tx
+            .query_row("SELECT tags, provider_tags, inventory_at IS NOT NULL FROM machines WHERE id = ?1", [&m.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
         match existing {
-            Some((current, previous)) => {
-                let merged = retag(&serde_json::from_str(&current).unwrap_or_default(), &serde_json::from_str(&previous).unwrap_or_default(), &m.tags);
+            Some((current, previous, has_inventory)) => {
+                let current: Tags = serde_json::from_str(&current).unwrap_or_default();
+                let merged = retag(&current, &serde_json::from_str(&previous).unwrap_or_default(), &m.tags);
+                if has_inventory && crate::coverage::is_excluded(&current) != crate::coverage::is_excluded(&merged) {
+                    queue_for_match(&tx, &m.id)?;
+                    rematch.push(m.id.clone());
+                }
                 tx.execute(
                     "UPDATE machines SET name = COALESCE(?2, name), tags = ?3, provider_tags = ?4, volumes = ?5 WHERE id = ?1",
                     params![m.id, m.name, tags_json(&merged), tags_json(&m.tags), volumes],
@@ -304,7 +313,8 @@ pub fn sync_provider_machines(conn: &mut Connection, list: &[crate::provider::Pr
             }
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(rematch)
 }
 
 pub fn set_tags(conn: &Connection, id: &str, tags: &std::collections::BTreeMap<String, String>) -> rusqlite::Result<bool> {
@@ -494,8 +504,14 @@ mod tests {
         with_owner.insert("owner".into(), "ops".into());
         assert!(set_tags(&conn, "vm", &with_owner).unwrap());
         // The exclusion tag is taken out of the machines file and env changes.
-        sync_provider_machines(&mut conn, &[provided(tags(&[("env", "staging")]))]).unwrap();
+        // No inventory yet: nothing to re-match.
+        assert_eq!(sync_provider_machines(&mut conn, &[provided(tags(&[("env", "staging")]))]).unwrap(), Vec::<String>::new());
         assert_eq!(machine(&conn, "vm").unwrap().unwrap().tags, tags(&[("env", "staging"), ("owner", "ops")]));
+        // With an inventory, a change of exclusion queues a durable re-match; other changes do not.
+        conn.execute("UPDATE machines SET inventory_at = 1 WHERE id = 'vm'", []).unwrap();
+        assert_eq!(sync_provider_machines(&mut conn, &[provided(tags(&[("env", "prod")]))]).unwrap(), Vec::<String>::new());
+        assert_eq!(sync_provider_machines(&mut conn, &[provided(tags(&[("InspectorEc2Exclusion", "yes")]))]).unwrap(), vec!["vm".to_string()]);
+        assert_eq!(pending_matches(&conn).unwrap(), vec!["vm".to_string()]);
 
         upsert_agent_machine(&conn, "a1", "a1", &tags(&[("role", "web"), ("tier", "1")])).unwrap();
         upsert_agent_machine(&conn, "a1", "a1", &tags(&[("role", "db")])).unwrap();
