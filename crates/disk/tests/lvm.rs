@@ -105,3 +105,88 @@ fn linear_logical_volume_in_two_segments() {
     got.remove(Path::new("/lost+found"));
     assert_same_tree("lvm.raw", &host_tree(&fx.tree), &got);
 }
+
+/// Two whole disks as physical volumes of one volume group, the root LV spanning both: one disk
+/// alone has no complete root, the two together read back as the source tree.
+fn build_spanning(fs_image: &Path, out: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let disks = [out.join("pv1.raw"), out.join("pv2.raw")];
+    let mut loops = Vec::new();
+    let result = (|| -> Result<(), String> {
+        for d in &disks {
+            let _ = std::fs::remove_file(d);
+            std::fs::File::create(d).and_then(|f| f.set_len(120 * MIB)).map_err(|e| e.to_string())?;
+            let lo = Command::new("losetup").args(["-f", "--show"]).arg(d).output().map_err(|e| e.to_string())?;
+            if !lo.status.success() {
+                return Err(format!("no loop device: {}", String::from_utf8_lossy(&lo.stderr)));
+            }
+            loops.push(String::from_utf8_lossy(&lo.stdout).trim().to_string());
+        }
+        for l in &loops {
+            lvm(&["pvcreate", "-ff", "-y", l])?;
+        }
+        lvm(&["vgcreate", "kensaspan", &loops[0], &loops[1]])?;
+        lvm(&["lvcreate", "--activate", "n", "--zero", "n", "-L", "200M", "-n", "root", "kensaspan"])?;
+        let pv = lvm(&["pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start,vg_extent_size", &loops[0]])?;
+        let nums: Vec<u64> = pv.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+        let (pe_start, extent) = (nums[0], nums[1]);
+        let segs = lvm(&["lvs", "--segments", "--noheadings", "-o", "lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges", "kensaspan"])?;
+        let mut on_disk = [0, 0];
+        for line in segs.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.first() != Some(&"root") {
+                continue;
+            }
+            let lv_start: u64 = f[1].parse().unwrap();
+            let len: u64 = f[2].parse().unwrap();
+            let (dev, range) = f[3].rsplit_once(':').unwrap();
+            let pe: u64 = range.split('-').next().unwrap().parse().unwrap();
+            let which = loops.iter().position(|l| l == dev).ok_or_else(|| format!("segment on unknown device {dev}"))?;
+            on_disk[which] += 1;
+            let st = Command::new("dd")
+                .arg(format!("if={}", fs_image.display()))
+                .arg(format!("of={}", disks[which].display()))
+                .args(["bs=1M", "iflag=skip_bytes,count_bytes", "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
+                .arg(format!("skip={}", lv_start * extent))
+                .arg(format!("count={}", len * extent))
+                .arg(format!("seek={}", pe_start + pe * extent))
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !st.success() {
+                return Err("dd failed".into());
+            }
+        }
+        if on_disk != [1, 1] {
+            return Err(format!("expected the root LV on both disks, lvs said: {segs}"));
+        }
+        lvm(&["vgchange", "-an", "kensaspan"]).map(|_| ())
+    })();
+    for l in &loops {
+        let _ = Command::new("losetup").arg("-d").arg(l).status();
+    }
+    result
+}
+
+#[test]
+fn volume_group_spanning_two_disks() {
+    let Some(fx) = fixture() else { return };
+    for t in ["pvcreate", "losetup"] {
+        if !kensa_testdata::require_tool(t) {
+            return;
+        }
+    }
+    let fs_image = fx.image("inline.ext4");
+    let Some(dir) = kensa_testdata::cached_fixture("disk-lvm-span-v1", |out| build_spanning(&fs_image, out)) else { return };
+    let (pv1, pv2) = (dir.join("pv1.raw"), dir.join("pv2.raw"));
+    let t = kensa_disk::open_images(&[pv1.clone(), pv2.clone()], &Limits::default()).unwrap();
+    let root = t.volumes.iter().find(|v| v.name == "LV kensaspan/root").expect("root LV");
+    assert_eq!((root.size, root.mount_point.as_deref()), (200 * MIB, Some(Path::new("/"))));
+    assert_eq!(t.volumes.iter().filter(|v| v.fs_type.as_deref() == Some("LVM2_member")).count(), 2);
+    let mut got = fs_tree(&**t.root.raw());
+    got.remove(Path::new("/lost+found"));
+    assert_same_tree("spanning VG", &host_tree(&fx.tree), &got);
+
+    // One disk alone: the LV cannot be assembled, and the error says what is missing.
+    let err = open_image(&pv1, &Limits::default()).unwrap_err().to_string();
+    assert!(err.contains("no root filesystem"), "{err}");
+}
