@@ -65,6 +65,7 @@ pub struct MatchResult {
 
 /// Matches `inv` against `db`. `progress(done, total)` is called after each package.
 pub fn match_inventory(db: &VulnDb, inv: &Inventory, opts: &MatchOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<MatchResult, Error> {
+    let _snapshot = db.read_snapshot()?;
     let mut out = MatchResult::default();
     let has_os_packages = inv.packages.iter().any(|p| p.package_type.is_os());
     if has_os_packages {

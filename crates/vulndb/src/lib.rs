@@ -158,6 +158,32 @@ impl VulnDb {
     pub fn schema_version(&self) -> Result<u32> {
         Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
+
+    /// Holds one read transaction until the guard is dropped, so that many lookups (matching one
+    /// inventory) see one consistent state of the file and take SQLite's shared lock once
+    /// instead of once per statement (a fifth of a server match's time without it). Inside an
+    /// open transaction it does nothing.
+    pub fn read_snapshot(&self) -> Result<ReadSnapshot<'_>> {
+        if !self.conn.is_autocommit() {
+            return Ok(ReadSnapshot { db: None });
+        }
+        self.conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadSnapshot { db: Some(self) })
+    }
+}
+
+/// See [`VulnDb::read_snapshot`].
+pub struct ReadSnapshot<'a> {
+    db: Option<&'a VulnDb>,
+}
+
+impl Drop for ReadSnapshot<'_> {
+    fn drop(&mut self) {
+        if let Some(db) = self.db {
+            // A read transaction has nothing to lose; ending it cannot fail in a way that matters.
+            let _ = db.conn.execute_batch("COMMIT");
+        }
+    }
 }
 
 /// Current UTC time as RFC 3339 (`2026-01-02T03:04:05Z`).
@@ -219,5 +245,23 @@ mod tests {
         assert_eq!(rfc3339_from_unix(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(days_from_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000 / 86_400));
         assert_eq!(days_from_rfc3339("2024-03-01"), Some(19_783));
+    }
+
+    #[test]
+    fn read_snapshot_holds_one_transaction_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        drop(VulnDb::create(&path).unwrap());
+        let db = VulnDb::open(&path).unwrap();
+        {
+            let _outer = db.read_snapshot().unwrap();
+            assert!(!db.conn.is_autocommit());
+            {
+                let _inner = db.read_snapshot().unwrap();
+            }
+            assert!(!db.conn.is_autocommit(), "a nested guard leaves the outer transaction open");
+            assert_eq!(db.schema_version().unwrap() as usize, schema::MIGRATIONS.len());
+        }
+        assert!(db.conn.is_autocommit());
     }
 }
