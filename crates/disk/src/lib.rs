@@ -425,7 +425,13 @@ fn assemble(
         .or_else(|| (filesystems.len() == 1).then_some(0));
     let Some(root_index) = root_index else {
         let list = volumes.iter().map(|v| format!("{} ({})", v.name, v.fs_type.as_deref().unwrap_or("unknown"))).collect::<Vec<_>>().join(", ");
-        return Err(DiskError::NoRoot { path: path.to_path_buf(), volumes: if list.is_empty() { "none".into() } else { list } });
+        let mut volumes = if list.is_empty() { "none".to_string() } else { list };
+        // Why a volume could not be read (an LV missing a physical volume, a corrupt superblock)
+        // is usually the answer to "why no root".
+        if !notes.is_empty() {
+            volumes = format!("{volumes} ({})", notes.join("; "));
+        }
+        return Err(DiskError::NoRoot { path: path.to_path_buf(), volumes });
     };
     let (root_vol, root_fs) = filesystems[root_index].clone();
     volumes[root_vol].mount_point = Some(PathBuf::from("/"));

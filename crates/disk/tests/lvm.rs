@@ -188,5 +188,5 @@ fn volume_group_spanning_two_disks() {
 
     // One disk alone: the LV cannot be assembled, and the error says what is missing.
     let err = open_image(&pv1, &Limits::default()).unwrap_err().to_string();
-    assert!(err.contains("no root filesystem"), "{err}");
+    assert!(err.contains("no root filesystem") && err.contains("LV kensaspan/root not read"), "{err}");
 }
