@@ -27,6 +27,24 @@ fn lvm(args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// Copies `len` bytes of `from` at `skip` into `to` at `seek` (an LV segment's extents), sparse.
+fn copy_range(from: &Path, skip: u64, len: u64, to: &Path, seek: u64) -> Result<(), String> {
+    let st = Command::new("dd")
+        .arg(format!("if={}", from.display()))
+        .arg(format!("of={}", to.display()))
+        .args(["bs=1M", "iflag=skip_bytes,count_bytes", "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
+        .arg(format!("skip={skip}"))
+        .arg(format!("count={len}"))
+        .arg(format!("seek={seek}"))
+        .status()
+        .map_err(|e| e.to_string())?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err("dd failed".into())
+    }
+}
+
 fn build(fs_image: &Path, out: &Path) -> Result<(), String> {
     let disk = out.join("lvm.raw");
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
@@ -60,18 +78,7 @@ fn build(fs_image: &Path, out: &Path) -> Result<(), String> {
             let lv_start: u64 = f[1].parse().unwrap();
             let len: u64 = f[2].parse().unwrap();
             let pe: u64 = f[3].rsplit(':').next().unwrap().split('-').next().unwrap().parse().unwrap();
-            let st = Command::new("dd")
-                .arg(format!("if={}", fs_image.display()))
-                .arg(format!("of={}", disk.display()))
-                .args(["bs=1M", "iflag=skip_bytes,count_bytes", "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
-                .arg(format!("skip={}", lv_start * extent))
-                .arg(format!("count={}", len * extent))
-                .arg(format!("seek={}", MIB + pe_start + pe * extent))
-                .status()
-                .map_err(|e| e.to_string())?;
-            if !st.success() {
-                return Err("dd failed".into());
-            }
+            copy_range(fs_image, lv_start * extent, len * extent, &disk, MIB + pe_start + pe * extent)?;
             segments += 1;
         }
         if segments != 2 {
@@ -143,18 +150,7 @@ fn build_spanning(fs_image: &Path, out: &Path) -> Result<(), String> {
             let pe: u64 = range.split('-').next().unwrap().parse().unwrap();
             let which = loops.iter().position(|l| l == dev).ok_or_else(|| format!("segment on unknown device {dev}"))?;
             on_disk[which] += 1;
-            let st = Command::new("dd")
-                .arg(format!("if={}", fs_image.display()))
-                .arg(format!("of={}", disks[which].display()))
-                .args(["bs=1M", "iflag=skip_bytes,count_bytes", "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"])
-                .arg(format!("skip={}", lv_start * extent))
-                .arg(format!("count={}", len * extent))
-                .arg(format!("seek={}", pe_start + pe * extent))
-                .status()
-                .map_err(|e| e.to_string())?;
-            if !st.success() {
-                return Err("dd failed".into());
-            }
+            copy_range(fs_image, lv_start * extent, len * extent, &disks[which], pe_start + pe * extent)?;
         }
         if on_disk != [1, 1] {
             return Err(format!("expected the root LV on both disks, lvs said: {segs}"));
