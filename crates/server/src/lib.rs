@@ -75,6 +75,13 @@ const VULN_DB_STAMP: &str = "vuln_db_stamp";
 const MAX_MATCH_WORKERS: usize = 4;
 
 /// Runs the calling thread at nice 10: background matching yields the CPU to API requests.
+#[cfg(not(target_os = "linux"))]
+fn lower_thread_priority() {
+    // Elsewhere setpriority(PRIO_PROCESS, 0) would lower the whole process, API included.
+}
+
+/// Runs the calling thread at nice 10: background matching yields the CPU to API requests.
+#[cfg(target_os = "linux")]
 fn lower_thread_priority() {
     // On Linux, setpriority(PRIO_PROCESS, 0) applies to the calling thread only.
     // SAFETY: plain system call on the calling thread, no memory is passed.
