@@ -517,36 +517,18 @@ fn eval_tree(run: &mut Run, t: &CheckTree, value_of: &dyn Fn(&str) -> Option<Str
 
 /// XCCDF's AND / OR over check results (Table 12 of the XCCDF 1.2 specification).
 fn combine_xccdf(and: bool, rs: &[&'static str]) -> &'static str {
-    let has = |x: &str| rs.contains(&x);
     if rs.is_empty() {
         return "unknown";
     }
-    if and {
-        if has("fail") {
-            "fail"
-        } else if has("error") {
-            "error"
-        } else if has("unknown") {
-            "unknown"
-        } else if has("notchecked") {
-            "notchecked"
-        } else if rs.iter().all(|r| *r == "notapplicable") {
-            "notapplicable"
-        } else {
-            "pass"
-        }
-    } else if has("pass") {
-        "pass"
-    } else if has("error") {
-        "error"
-    } else if has("unknown") {
-        "unknown"
-    } else if has("notchecked") {
-        "notchecked"
-    } else if rs.iter().all(|r| *r == "notapplicable") {
+    // AND is decided by a fail, OR by a pass; otherwise the same order of precedence applies.
+    let (decisive, otherwise) = if and { ("fail", "pass") } else { ("pass", "fail") };
+    if let Some(r) = [decisive, "error", "unknown", "notchecked"].into_iter().find(|r| rs.contains(r)) {
+        return r;
+    }
+    if rs.iter().all(|r| *r == "notapplicable") {
         "notapplicable"
     } else {
-        "fail"
+        otherwise
     }
 }
 

@@ -46,6 +46,20 @@ impl OvalResult {
     }
 }
 
+/// The OVAL truth tables' shared tail: when no result decides, an error, then an unknown, then a
+/// not-evaluated result wins over `otherwise`.
+fn undecided(e: usize, u: usize, ne: usize, otherwise: OvalResult) -> OvalResult {
+    if e > 0 {
+        OvalResult::Error
+    } else if u > 0 {
+        OvalResult::Unknown
+    } else if ne > 0 {
+        OvalResult::NotEvaluated
+    } else {
+        otherwise
+    }
+}
+
 /// Combines results with an OVAL operator (AND, OR, ONE, XOR).
 pub fn combine(op: &str, results: &[OvalResult]) -> OvalResult {
     use OvalResult::*;
@@ -55,60 +69,14 @@ pub fn combine(op: &str, results: &[OvalResult]) -> OvalResult {
         return NotApplicable;
     }
     match op.to_ascii_uppercase().as_str() {
-        "OR" => {
-            if t > 0 {
-                True
-            } else if e > 0 {
-                Error
-            } else if u > 0 {
-                Unknown
-            } else if ne > 0 {
-                NotEvaluated
-            } else {
-                False
-            }
-        }
-        "ONE" => {
-            if t > 1 {
-                False
-            } else if t == 1 && e + u + ne == 0 {
-                True
-            } else if e > 0 {
-                Error
-            } else if u > 0 {
-                Unknown
-            } else if ne > 0 {
-                NotEvaluated
-            } else {
-                False
-            }
-        }
-        "XOR" => {
-            if e > 0 {
-                Error
-            } else if u > 0 {
-                Unknown
-            } else if ne > 0 {
-                NotEvaluated
-            } else if t % 2 == 1 {
-                True
-            } else {
-                False
-            }
-        }
-        _ => {
-            if f > 0 {
-                False
-            } else if e > 0 {
-                Error
-            } else if u > 0 {
-                Unknown
-            } else if ne > 0 {
-                NotEvaluated
-            } else {
-                True
-            }
-        }
+        "OR" if t > 0 => True,
+        "OR" => undecided(e, u, ne, False),
+        "ONE" if t > 1 => False,
+        "ONE" if t == 1 && e + u + ne == 0 => True,
+        "ONE" => undecided(e, u, ne, False),
+        "XOR" => undecided(e, u, ne, if t % 2 == 1 { True } else { False }),
+        _ if f > 0 => False,
+        _ => undecided(e, u, ne, True),
     }
 }
 
@@ -117,40 +85,16 @@ pub fn check_over(check: &str, results: &[OvalResult]) -> OvalResult {
     use OvalResult::*;
     let count = |r: OvalResult| results.iter().filter(|&&x| x == r).count();
     let (t, f, e, u, ne) = (count(True), count(False), count(Error), count(Unknown), count(NotEvaluated));
-    let undecided = |dflt: OvalResult| if e > 0 { Error } else if u > 0 { Unknown } else if ne > 0 { NotEvaluated } else { dflt };
     match check {
-        "at least one" => {
-            if t > 0 {
-                True
-            } else {
-                undecided(False)
-            }
-        }
-        "only one" => {
-            if t > 1 {
-                False
-            } else if t == 1 && e + u + ne == 0 {
-                True
-            } else if t == 0 && e + u + ne == 0 {
-                False
-            } else {
-                undecided(False)
-            }
-        }
-        "none satisfy" | "none exist" => {
-            if t > 0 {
-                False
-            } else {
-                undecided(True)
-            }
-        }
-        _ => {
-            if f > 0 {
-                False
-            } else {
-                undecided(True)
-            }
-        }
+        "at least one" if t > 0 => True,
+        "at least one" => undecided(e, u, ne, False),
+        "only one" if t > 1 => False,
+        "only one" if t == 1 && e + u + ne == 0 => True,
+        "only one" => undecided(e, u, ne, False),
+        "none satisfy" | "none exist" if t > 0 => False,
+        "none satisfy" | "none exist" => undecided(e, u, ne, True),
+        _ if f > 0 => False,
+        _ => undecided(e, u, ne, True),
     }
 }
 
