@@ -39,6 +39,18 @@ pub fn corrupt(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
 
+/// Splits a read at `off` into pieces that do not cross a multiple of `piece` (a cluster, grain,
+/// block or cache chunk) and hands each to `read(offset, piece_of_buf)`.
+pub(crate) fn read_pieces(mut off: u64, mut buf: &mut [u8], piece: u64, mut read: impl FnMut(u64, &mut [u8]) -> io::Result<()>) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = ((piece - off % piece) as usize).min(buf.len());
+        read(off, &mut buf[..n])?;
+        off += n as u64;
+        buf = &mut buf[n..];
+    }
+    Ok(())
+}
+
 pub(crate) fn check_range(dev: &dyn BlockDev, off: u64, len: usize) -> io::Result<()> {
     match off.checked_add(len as u64) {
         Some(end) if end <= dev.size() => Ok(()),
@@ -352,22 +364,18 @@ impl CachedDev {
 }
 
 impl BlockDev for CachedDev {
-    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(self, off, buf.len())?;
         if buf.len() >= CACHE_BYPASS {
             self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
             return self.inner.read_at(off, buf);
         }
-        while !buf.is_empty() {
-            let index = off / CACHE_CHUNK;
+        read_pieces(off, buf, CACHE_CHUNK, |off, piece| {
             let within = (off % CACHE_CHUNK) as usize;
-            let chunk = self.chunk(index)?;
-            let n = (chunk.len() - within).min(buf.len());
-            buf[..n].copy_from_slice(&chunk[within..within + n]);
-            off += n as u64;
-            buf = &mut buf[n..];
-        }
-        Ok(())
+            let chunk = self.chunk(off / CACHE_CHUNK)?;
+            piece.copy_from_slice(&chunk[within..within + piece.len()]);
+            Ok(())
+        })
     }
     fn size(&self) -> u64 {
         self.inner.size()

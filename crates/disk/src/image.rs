@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::block::{be32, be64, check_range, corrupt, le16, le32, le64, read_vec, BlockDev, Counters, FileDev, Lru};
+use crate::block::{be32, be64, check_range, corrupt, le16, le32, le64, read_pieces, read_vec, BlockDev, Counters, FileDev, Lru};
 
 /// Image formats we recognise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,16 +254,9 @@ impl Qcow2 {
 }
 
 impl BlockDev for Qcow2 {
-    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(self, off, buf.len())?;
-        let cluster = 1u64 << self.cluster_bits;
-        while !buf.is_empty() {
-            let n = ((cluster - (off & (cluster - 1))) as usize).min(buf.len());
-            self.read_cluster_part(off, &mut buf[..n])?;
-            off += n as u64;
-            buf = &mut buf[n..];
-        }
-        Ok(())
+        read_pieces(off, buf, 1u64 << self.cluster_bits, |off, piece| self.read_cluster_part(off, piece))
     }
     fn size(&self) -> u64 {
         self.size
@@ -616,15 +609,9 @@ impl SpilledGrains {
 }
 
 impl BlockDev for VmdkSparse {
-    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(self, off, buf.len())?;
-        while !buf.is_empty() {
-            let n = ((self.grain_bytes - off % self.grain_bytes) as usize).min(buf.len());
-            self.read_grain_part(off, &mut buf[..n])?;
-            off += n as u64;
-            buf = &mut buf[n..];
-        }
-        Ok(())
+        read_pieces(off, buf, self.grain_bytes, |off, piece| self.read_grain_part(off, piece))
     }
     fn size(&self) -> u64 {
         self.capacity
@@ -685,26 +672,22 @@ impl Vhd {
 }
 
 impl BlockDev for Vhd {
-    fn read_at(&self, mut off: u64, mut buf: &mut [u8]) -> io::Result<()> {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(self, off, buf.len())?;
-        while !buf.is_empty() {
+        read_pieces(off, buf, self.block_size, |off, piece| {
             let block = off / self.block_size;
             let within = off % self.block_size;
-            let n = ((self.block_size - within) as usize).min(buf.len());
             let sector = self.bat.get(block as usize).copied().unwrap_or(u32::MAX);
             if sector == u32::MAX {
-                buf[..n].fill(0);
-            } else {
-                let host = sector as u64 * SECTOR + self.bitmap_bytes + within;
-                if host + n as u64 > self.file.size() {
-                    return Err(corrupt(format!("{}: BAT entry {block} points past the end of the file (offset {host})", self.name)));
-                }
-                self.file.read_at(host, &mut buf[..n])?;
+                piece.fill(0);
+                return Ok(());
             }
-            off += n as u64;
-            buf = &mut buf[n..];
-        }
-        Ok(())
+            let host = sector as u64 * SECTOR + self.bitmap_bytes + within;
+            if host + piece.len() as u64 > self.file.size() {
+                return Err(corrupt(format!("{}: BAT entry {block} points past the end of the file (offset {host})", self.name)));
+            }
+            self.file.read_at(host, piece)
+        })
     }
     fn size(&self) -> u64 {
         self.size
