@@ -90,16 +90,22 @@ fn build(fs_image: &Path, out: &Path) -> Result<(), String> {
     result
 }
 
-#[test]
-fn linear_logical_volume_in_two_segments() {
-    let Some(fx) = fixture() else { return };
+/// The shared tree and an LVM fixture `build` made (cached as `name`) from its inline.ext4 image.
+fn lvm_fixture(name: &str, build: fn(&Path, &Path) -> Result<(), String>) -> Option<(Fixture, std::path::PathBuf)> {
+    let fx = fixture()?;
     for t in ["pvcreate", "losetup"] {
         if !kensa_testdata::require_tool(t) {
-            return;
+            return None;
         }
     }
     let fs_image = fx.image("inline.ext4");
-    let Some(dir) = kensa_testdata::cached_fixture("disk-lvm-v1", |out| build(&fs_image, out)) else { return };
+    let dir = kensa_testdata::cached_fixture(name, |out| build(&fs_image, out))?;
+    Some((fx, dir))
+}
+
+#[test]
+fn linear_logical_volume_in_two_segments() {
+    let Some((fx, dir)) = lvm_fixture("disk-lvm-v1", build) else { return };
     let t = open_image(&dir.join("lvm.raw"), &Limits::default()).unwrap();
     let pv = t.volumes.iter().find(|v| v.partition == Some(1)).unwrap();
     assert_eq!(pv.fs_type.as_deref(), Some("LVM2_member"));
@@ -165,14 +171,7 @@ fn build_spanning(fs_image: &Path, out: &Path) -> Result<(), String> {
 
 #[test]
 fn volume_group_spanning_two_disks() {
-    let Some(fx) = fixture() else { return };
-    for t in ["pvcreate", "losetup"] {
-        if !kensa_testdata::require_tool(t) {
-            return;
-        }
-    }
-    let fs_image = fx.image("inline.ext4");
-    let Some(dir) = kensa_testdata::cached_fixture("disk-lvm-span-v1", |out| build_spanning(&fs_image, out)) else { return };
+    let Some((fx, dir)) = lvm_fixture("disk-lvm-span-v1", build_spanning) else { return };
     let (pv1, pv2) = (dir.join("pv1.raw"), dir.join("pv2.raw"));
     let t = kensa_disk::open_images(&[pv1.clone(), pv2.clone()], &Limits::default()).unwrap();
     let root = t.volumes.iter().find(|v| v.name == "LV kensaspan/root").expect("root LV");
