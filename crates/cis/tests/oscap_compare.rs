@@ -5,16 +5,15 @@
 //! (shadow, systemd units): for those, kensa's own offline semantics (docs/cis-offline.md) are
 //! pinned here rule by rule, with the reason.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const DS: &str = "/usr/share/xml/scap/ssg/content/ssg-rhel9-ds.xml";
-const RULE_PREFIX: &str = "xccdf_org.ssgproject.content_rule_";
+use support::{rhel9_rootfs, RULE_PREFIX, SNAPSHOT_SEED};
+
 const L1: &str = "xccdf_org.ssgproject.content_profile_cis_server_l1";
 const L2: &str = "xccdf_org.ssgproject.content_profile_cis";
-/// This seed's tree looks like a disk snapshot: no proc/, absolute /etc/pam.d symlinks.
-const SNAPSHOT_SEED: u32 = 5;
 
 /// (seed, rule, kensa's result, why OpenSCAP differs). OpenSCAP's result for these is `unknown`
 /// (systemd probes need D-Bus, "not collected" offline) or `notapplicable` (its shadow probe uses
@@ -74,68 +73,14 @@ const PINNED: &[(u32, &str, &str, &str)] = &[
     (5, "set_password_hashing_algorithm_passwordauth", "pass", "absolute /etc/pam.d symlink resolved inside the tree (OpenSCAP: on the host)"),
 ];
 
-fn datastream() -> Option<PathBuf> {
-    let p = PathBuf::from(DS);
-    if p.is_file() {
-        return Some(p);
-    }
-    if kensa_testdata::in_ci() {
-        panic!("{DS} is missing (scripts/install-test-deps.sh installs ssg-nondebian)");
-    }
-    eprintln!("SKIP: {DS} is missing (run scripts/install-test-deps.sh)");
-    None
-}
-
-/// The RHEL-9-like tree for `seed`, built once into target/test-fixtures.
-pub fn rhel9_rootfs(seed: u32) -> Option<PathBuf> {
-    let tools = kensa_testdata::shared_tools()?;
-    if !kensa_testdata::require_tool("rpmbuild") {
-        return None;
-    }
-    kensa_testdata::cached_fixture(&format!("cis-rhel9-seed{seed}"), |out| {
-        let mut cmd = Command::new("bash");
-        cmd.arg(tools.join("make-rhel9-rootfs.sh")).arg(out).arg(seed.to_string()).stdout(std::process::Stdio::null());
-        if seed == SNAPSHOT_SEED {
-            cmd.env("NO_PROC", "1").env("ABS_SYMLINKS", "1");
-        }
-        let st = cmd.status().map_err(|e| format!("make-rhel9-rootfs.sh: {e}"))?;
-        if st.success() {
-            Ok(())
-        } else {
-            Err(format!("make-rhel9-rootfs.sh exited with {st}"))
-        }
-    })
-}
-
 /// OpenSCAP's results (rule id without prefix -> result) for a tree and profile, cached.
 fn oscap_results(seed: u32, rootfs: &Path, profile: &str) -> Option<BTreeMap<String, String>> {
-    let tools = kensa_testdata::shared_tools()?;
-    if !kensa_testdata::require_tool("oscap") {
-        return None;
-    }
     let short = profile.rsplit("_profile_").next().unwrap();
-    let dir = kensa_testdata::cached_fixture(&format!("cis-oscap-seed{seed}-{short}"), |out| {
-        let st = Command::new("bash")
-            .arg(tools.join("run-oscap-cis.sh"))
-            .arg(rootfs)
-            .arg(out)
-            .arg(profile)
-            .arg(DS)
-            .env("NO_REPORT", "1")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map_err(|e| format!("run-oscap-cis.sh: {e}"))?;
-        if st.success() {
-            Ok(())
-        } else {
-            Err(format!("run-oscap-cis.sh exited with {st}"))
-        }
-    })?;
-    let xml = std::fs::read(dir.join("res.xml")).expect("oscap res.xml");
-    let root = kensa_cis::xml::parse(&xml, &[]).expect("parse res.xml");
-    let mut rr = Vec::new();
-    root.descendants("rule-result", &mut rr);
-    Some(rr.iter().map(|r| (r.attr("idref").unwrap().trim_start_matches(RULE_PREFIX).to_string(), r.child_text("result").unwrap().to_string())).collect())
+    support::oscap_results(&format!("cis-oscap-seed{seed}-{short}"), rootfs, &datastream()?, profile)
+}
+
+fn datastream() -> Option<PathBuf> {
+    support::datastream("ssg-rhel9-ds.xml")
 }
 
 fn compare(seed: u32, profile: &str) {

@@ -9,49 +9,19 @@
 //! the host (`notapplicable`), its uname is not applicable offline where kensa reads the tree's
 //! newest kernel. Those rules are pinned here with kensa's result and the reason.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-const CONTENT: &str = "/usr/share/xml/scap/ssg/content";
-const RULE_PREFIX: &str = "xccdf_org.ssgproject.content_rule_";
+use support::{datastream, rhel9_rootfs, run, RULE_PREFIX};
 
 const SYSTEMD: &str = "OpenSCAP's systemd probe needs D-Bus (unknown); kensa reads unit files and wants/ links";
 const SHADOW: &str = "OpenSCAP's shadow probe reads the host (notapplicable); kensa reads the tree's /etc/shadow";
 /// OpenSCAP's uname is not applicable offline, so a rule built on it gets a result from its other
 /// branches; kensa's uname is the tree's newest installed kernel (docs/cis-offline.md).
 const UNAME: &str = "kensa reads /boot/config-<newest kernel in /lib/modules>; OpenSCAP's offline uname is not applicable";
-
-/// A SSG datastream by file name; `None` (skip) or a panic under CI when it is not installed.
-fn datastream(file: &str) -> Option<PathBuf> {
-    let p = Path::new(CONTENT).join(file);
-    if p.is_file() {
-        return Some(p);
-    }
-    if kensa_testdata::in_ci() {
-        panic!("{} is missing (scripts/install-test-deps.sh installs ssg-nondebian and ssg-debderived)", p.display());
-    }
-    eprintln!("SKIP: {} is missing (run scripts/install-test-deps.sh)", p.display());
-    None
-}
-
-fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
-    let st = cmd.stdout(Stdio::null()).status().map_err(|e| format!("{what}: {e}"))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(format!("{what} exited with {st}"))
-    }
-}
-
-/// The RHEL-9-like tree of make-rhel9-rootfs.sh for `seed` (the fixture oscap_compare.rs uses).
-fn rhel9_rootfs(seed: u32) -> Option<PathBuf> {
-    let tools = kensa_testdata::shared_tools()?;
-    if !kensa_testdata::require_tool("rpmbuild") {
-        return None;
-    }
-    kensa_testdata::cached_fixture(&format!("cis-rhel9-seed{seed}"), |out| run(Command::new("bash").arg(tools.join("make-rhel9-rootfs.sh")).arg(out).arg(seed.to_string()), "make-rhel9-rootfs.sh"))
-}
 
 /// `src` copied to the fixture `name` with stub packages added to its rpm database
 /// (tests/support/add-release-rpm.sh: `NAME:VERSION:RELEASE`, a same-named package replaced), so
@@ -99,20 +69,9 @@ fn jammy_rootfs() -> Option<PathBuf> {
 
 /// OpenSCAP's results (rule id without prefix -> result), cached per tree, datastream and profile.
 fn oscap_results(tree: &str, rootfs: &Path, ds: &Path, profile: &str) -> Option<BTreeMap<String, String>> {
-    let tools = kensa_testdata::shared_tools()?;
-    if !kensa_testdata::require_tool("oscap") {
-        return None;
-    }
     let ds_name = ds.file_name().unwrap().to_string_lossy().trim_start_matches("ssg-").trim_end_matches("-ds.xml").to_string();
-    let dir = kensa_testdata::cached_fixture(&format!("cis-oscap-{tree}-{ds_name}-{profile}"), |out| {
-        let full = format!("xccdf_org.ssgproject.content_profile_{profile}");
-        run(Command::new("bash").arg(tools.join("run-oscap-cis.sh")).arg(rootfs).arg(out).arg(full).arg(ds).env("NO_REPORT", "1"), "run-oscap-cis.sh")
-    })?;
-    let xml = std::fs::read(dir.join("res.xml")).expect("oscap res.xml");
-    let root = kensa_cis::xml::parse(&xml, &[]).expect("parse res.xml");
-    let mut rr = Vec::new();
-    root.descendants("rule-result", &mut rr);
-    Some(rr.iter().map(|r| (r.attr("idref").unwrap().trim_start_matches(RULE_PREFIX).to_string(), r.child_text("result").unwrap().to_string())).collect())
+    let full = format!("xccdf_org.ssgproject.content_profile_{profile}");
+    support::oscap_results(&format!("cis-oscap-{tree}-{ds_name}-{profile}"), rootfs, ds, &full)
 }
 
 fn kensa_report(ds: &Path, profile: &str, rootfs: &Path) -> kensa_cis::Report {
