@@ -205,7 +205,7 @@ pub fn open_images(paths: &[PathBuf], limits: &Limits) -> Result<DiskTarget, Dis
         let (dev, format) = image::open(path, counters.clone()).map_err(|source| DiskError::Io { path: path.clone(), source })?;
         disks.push(DiskInput { dev, format, counters, name: path.clone() });
     }
-    open_disks(disks, limits)
+    open_block_devices(disks, limits)
 }
 
 /// One disk of a machine for [`open_block_devices`].
@@ -220,26 +220,23 @@ pub struct DiskInput {
     pub name: PathBuf,
 }
 
-/// [`open_block_device`] for a machine with several disks (see [`open_images`]).
-pub fn open_block_devices(disks: Vec<DiskInput>, limits: &Limits) -> Result<DiskTarget, DiskError> {
-    open_disks(disks, limits)
-}
-
 /// Like [`open_image`] for a disk that is not a local image file: any [`BlockDev`] presenting the
 /// guest disk (a cloud snapshot read through its block API, say). `counters` are the ones the
 /// device updates (bytes read); `name` is used in messages.
 pub fn open_block_device(disk: Arc<dyn BlockDev>, counters: Arc<Counters>, name: &Path, limits: &Limits) -> Result<DiskTarget, DiskError> {
-    open_disks(vec![DiskInput { dev: disk, format: ImageFormat::Raw, counters, name: name.to_path_buf() }], limits)
+    open_block_devices(vec![DiskInput { dev: disk, format: ImageFormat::Raw, counters, name: name.to_path_buf() }], limits)
 }
 
-fn open_disks(disks: Vec<DiskInput>, limits: &Limits) -> Result<DiskTarget, DiskError> {
+/// [`open_block_device`] for a machine with several disks (see [`open_images`]).
+pub fn open_block_devices(disks: Vec<DiskInput>, limits: &Limits) -> Result<DiskTarget, DiskError> {
     let Some(first) = disks.first() else {
         return Err(DiskError::Ineligible { path: PathBuf::new(), reason: "no disk given".into() });
     };
     // Messages about the machine as a whole name its first disk (and how many more there are).
     let path = if disks.len() == 1 { first.name.clone() } else { PathBuf::from(format!("{} (+{} more disks)", first.name.display(), disks.len() - 1)) };
     let path = path.as_path();
-    let total: u64 = disks.iter().map(|d| d.dev.size()).sum();
+    // Saturating: hostile images may claim sizes near u64::MAX.
+    let total = disks.iter().fold(0u64, |sum, d| sum.saturating_add(d.dev.size()));
     if total > limits.max_total_bytes {
         let what = if disks.len() == 1 { "the disk holds".to_string() } else { format!("the {} disks hold", disks.len()) };
         return Err(DiskError::Ineligible { path: path.to_path_buf(), reason: format!("{what} {total} bytes, more than the {}-byte limit", limits.max_total_bytes) });

@@ -172,23 +172,17 @@ fn read_snapshot(
     limits: &kensa_disk::Limits,
     deadline: &Deadline,
 ) -> Result<kensa_inventory::Inventory, AgentlessError> {
-    // Block access to every volume first, so the combined size is checked before any filesystem
-    // is read (a cloud provider's block device fetches nothing until read).
+    // Block access to every volume first (a cloud provider's block device fetches nothing until
+    // read), so the combined size is known before any filesystem is read.
     let mut blocks = Vec::with_capacity(volumes.len());
     for (index, v) in volumes.iter().enumerate() {
         let mut b = provider.read_blocks(snapshot, index).map_err(|e| err("INTERNAL_ERROR", format!("cannot read volume {}: {e:#}", v.path)))?;
         b.device = Arc::new(DeadlineDev { inner: b.device, deadline: deadline.clone() });
         blocks.push(b);
     }
-    let total: u64 = blocks.iter().map(|b| b.device.size()).sum();
-    if total > limits.max_total_bytes {
-        return Err(err(
-            "AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED",
-            format!("the volumes hold {} bytes in all; agentless scanning reads at most {} (1,200 GB)", total, limits.max_total_bytes),
-        ));
-    }
     // All volumes form one machine: the root is found on whichever holds it, and its /etc/fstab
-    // mounts the others (a /var or /srv disk) by UUID, LABEL or device name.
+    // mounts the others (a /var or /srv disk) by UUID, LABEL or device name. The combined size is
+    // checked there before any filesystem is read.
     let paths: Vec<PathBuf> = blocks.iter().map(|b| b.name.clone()).collect();
     let disks = blocks.into_iter().map(|b| kensa_disk::DiskInput { dev: b.device, format: b.format, counters: b.counters, name: b.name }).collect();
     let target = match kensa_disk::open_block_devices(disks, limits) {
