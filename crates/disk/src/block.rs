@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::inode_fs::DirListing;
+
 /// Random-access, read-only storage: an image file, a virtual disk, a partition, a volume.
 pub trait BlockDev: Send + Sync {
     /// Fills `buf` with the bytes at `off`. Reading past [`BlockDev::size`] is an error.
@@ -297,19 +299,19 @@ impl<V: Clone> Lru<V> {
 /// Parsed directory listings by inode: up to 128 ordinary ones (at most 4096 entries each) and the
 /// one most recent big one, so memory stays bounded however large a hostile directory is, while a
 /// walk through a big directory does not re-read it for every child.
-pub(crate) struct DirCache<E> {
-    small: Lru<Arc<Vec<E>>>,
-    big: Option<(u64, Arc<Vec<E>>)>,
+pub(crate) struct DirCache<I> {
+    small: Lru<Arc<DirListing<I>>>,
+    big: Option<(u64, Arc<DirListing<I>>)>,
 }
 
-impl<E> Default for DirCache<E> {
+impl<I> Default for DirCache<I> {
     fn default() -> Self {
         DirCache { small: Lru::new(128), big: None }
     }
 }
 
-impl<E> DirCache<E> {
-    pub fn get(&mut self, ino: u64) -> Option<Arc<Vec<E>>> {
+impl<I> DirCache<I> {
+    pub fn get(&mut self, ino: u64) -> Option<Arc<DirListing<I>>> {
         if let Some((i, d)) = &self.big {
             if *i == ino {
                 return Some(d.clone());
@@ -317,7 +319,7 @@ impl<E> DirCache<E> {
         }
         self.small.get(ino)
     }
-    pub fn put(&mut self, ino: u64, listing: Arc<Vec<E>>) {
+    pub fn put(&mut self, ino: u64, listing: Arc<DirListing<I>>) {
         if listing.len() > 4096 {
             self.big = Some((ino, listing));
         } else {

@@ -92,7 +92,7 @@ struct Inner {
     ro_compat: u32,
     first_meta_bg: u64,
     inode_tables: Mutex<Lru<u64>>,
-    dirs: Mutex<DirCache<RawEntry>>,
+    dirs: Mutex<DirCache<u32>>,
     info: Ext4Info,
 }
 
@@ -103,6 +103,7 @@ pub struct Ext4Fs {
 }
 
 type RawEntry = crate::inode_fs::RawEntry<u32>;
+type DirListing = crate::inode_fs::DirListing<u32>;
 
 struct Inode {
     ino: u32,
@@ -490,7 +491,7 @@ impl Inner {
         Ok(())
     }
 
-    fn list(&self, inode: &Inode) -> io::Result<Arc<Vec<RawEntry>>> {
+    fn list(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
         if let Some(d) = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(inode.ino as u64) {
             return Ok(d);
         }
@@ -523,7 +524,7 @@ impl Inner {
                 pos += bs as u64;
             }
         }
-        let out = Arc::new(out);
+        let out = Arc::new(DirListing::new(out));
         self.dirs.lock().unwrap_or_else(|e| e.into_inner()).put(inode.ino as u64, out.clone());
         Ok(out)
     }
@@ -542,7 +543,7 @@ impl Inner {
             }
             let entries = self.list(&inode)?;
             let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name);
-            let e = entries.iter().find(|e| e.name == bytes).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))?;
+            let e = entries.find(bytes).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))?;
             inode = self.inode(e.ino)?;
         }
         Ok(inode)
@@ -587,7 +588,7 @@ impl crate::inode_fs::InodeFs for Inner {
     fn read_inode(&self, ino: u32) -> io::Result<Inode> {
         self.inode(ino)
     }
-    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<Vec<RawEntry>>> {
+    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
         self.list(inode)
     }
     fn link_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {

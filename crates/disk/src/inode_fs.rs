@@ -22,6 +22,43 @@ pub(crate) struct RawEntry<I> {
     pub(crate) ftype: u8,
 }
 
+/// A directory's records in on-disk order, with a name index once it is big enough that a linear
+/// search per lookup would make walking it quadratic (30,000 entries took 1.5 s instead of 0.08 s).
+pub(crate) struct DirListing<I> {
+    pub(crate) entries: Vec<RawEntry<I>>,
+    /// Indices of `entries` sorted by name (stable, so the first of duplicate names comes first);
+    /// empty for small directories.
+    by_name: Vec<u32>,
+}
+
+/// Directories with more entries than this get a name index.
+const INDEX_FROM: usize = 32;
+
+impl<I> DirListing<I> {
+    pub(crate) fn new(entries: Vec<RawEntry<I>>) -> Self {
+        let mut by_name = Vec::new();
+        if entries.len() > INDEX_FROM {
+            by_name = (0..entries.len() as u32).collect();
+            by_name.sort_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
+        }
+        DirListing { entries, by_name }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The first record named `name` (a corrupt directory may hold the same name twice).
+    pub(crate) fn find(&self, name: &[u8]) -> Option<&RawEntry<I>> {
+        if self.by_name.is_empty() {
+            return self.entries.iter().find(|e| e.name == name);
+        }
+        let i = self.by_name.partition_point(|&i| self.entries[i as usize].name.as_slice() < name);
+        let e = &self.entries[*self.by_name.get(i)? as usize];
+        (e.name == name).then_some(e)
+    }
+}
+
 /// The inode-level operations of a read-only filesystem.
 pub(crate) trait InodeFs {
     type Ino: Copy;
@@ -32,7 +69,7 @@ pub(crate) trait InodeFs {
     fn inode_metadata(&self, inode: &Self::Inode) -> Metadata;
     fn inode_type(inode: &Self::Inode) -> FileType;
     fn read_inode(&self, ino: Self::Ino) -> io::Result<Self::Inode>;
-    fn dir_entries(&self, inode: &Self::Inode) -> io::Result<Arc<Vec<RawEntry<Self::Ino>>>>;
+    fn dir_entries(&self, inode: &Self::Inode) -> io::Result<Arc<DirListing<Self::Ino>>>;
     fn link_target(&self, inode: &Self::Inode) -> io::Result<Vec<u8>>;
     fn open_inode(&self, inode: &Self::Inode) -> io::Result<ExtentFile>;
 }
@@ -63,7 +100,7 @@ pub(crate) fn read_dir<T: InodeFs>(fs: &T, path: &Path) -> io::Result<Vec<DirEnt
     let inode = lookup_as(fs, path, FileType::Dir, "directory")?;
     let entries = fs.dir_entries(&inode).map_err(|e| ctx(e, fs, path))?;
     let mut out = Vec::with_capacity(entries.len());
-    for e in entries.iter() {
+    for e in entries.entries.iter() {
         let file_type = match e.ftype {
             1 => FileType::File,
             2 => FileType::Dir,
@@ -85,4 +122,35 @@ pub(crate) fn open_file<T: InodeFs>(fs: &T, path: &Path) -> io::Result<Box<dyn R
     let inode = lookup_as(fs, path, FileType::File, "regular file")?;
     fs.io_counters().files_opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(Box::new(fs.open_inode(&inode).map_err(|e| ctx(e, fs, path))?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(names: &[&str]) -> DirListing<u32> {
+        DirListing::new(names.iter().enumerate().map(|(i, n)| RawEntry { name: n.as_bytes().to_vec(), ino: i as u32, ftype: 1 }).collect())
+    }
+
+    #[test]
+    fn find_agrees_with_a_linear_search_small_and_indexed() {
+        for n in [3, INDEX_FROM, INDEX_FROM + 1, 5000] {
+            // Names out of order, with two duplicates (a corrupt directory): the first one wins.
+            let mut names: Vec<String> = (0..n).map(|i| format!("f{}", (i * 7919) % n)).collect();
+            names.push("f1".into());
+            names.push(String::new());
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let l = listing(&refs);
+            assert_eq!(l.len(), n + 2);
+            for (i, name) in refs.iter().enumerate() {
+                let want = refs.iter().position(|m| m == name).unwrap();
+                assert_eq!(l.find(name.as_bytes()).map(|e| e.ino), Some(want as u32), "{name} ({i}) of {n}");
+            }
+            for absent in ["", "f", "f1x", "g", "\u{ff}"] {
+                if !refs.contains(&absent) {
+                    assert!(l.find(absent.as_bytes()).is_none(), "{absent:?} of {n}");
+                }
+            }
+        }
+    }
 }

@@ -67,7 +67,7 @@ struct Inner {
     v5: bool,
     ftype: bool,
     root_ino: u64,
-    dirs: Mutex<DirCache<RawEntry>>,
+    dirs: Mutex<DirCache<u64>>,
     info: XfsInfo,
 }
 
@@ -78,6 +78,7 @@ pub struct XfsFs {
 }
 
 type RawEntry = crate::inode_fs::RawEntry<u64>;
+type DirListing = crate::inode_fs::DirListing<u64>;
 
 struct Inode {
     ino: u64,
@@ -335,7 +336,7 @@ impl Inner {
         Ok(ExtentFile::new(self.dev.clone(), self.extents(inode)?, inode.size))
     }
 
-    fn list(&self, inode: &Inode) -> io::Result<Arc<Vec<RawEntry>>> {
+    fn list(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
         if let Some(d) = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(inode.ino) {
             return Ok(d);
         }
@@ -345,7 +346,7 @@ impl Inner {
             2 | 3 => self.list_blocks(inode, &mut out)?,
             f => return Err(self.err(format!("directory inode {}: data fork format {f} is not supported", inode.ino))),
         }
-        let out = Arc::new(out);
+        let out = Arc::new(DirListing::new(out));
         self.dirs.lock().unwrap_or_else(|e| e.into_inner()).put(inode.ino, out.clone());
         Ok(out)
     }
@@ -457,7 +458,7 @@ impl Inner {
             }
             let entries = self.list(&inode)?;
             let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name);
-            let e = entries.iter().find(|e| e.name == bytes).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))?;
+            let e = entries.find(bytes).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))?;
             inode = self.inode(e.ino)?;
         }
         Ok(inode)
@@ -517,7 +518,7 @@ impl crate::inode_fs::InodeFs for Inner {
     fn read_inode(&self, ino: u64) -> io::Result<Inode> {
         self.inode(ino)
     }
-    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<Vec<RawEntry>>> {
+    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
         self.list(inode)
     }
     fn link_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
