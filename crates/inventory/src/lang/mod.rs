@@ -170,7 +170,9 @@ pub(crate) fn has_java_extension(name: &str) -> bool {
 }
 
 fn classify(path: &Path, file_type: FileType) -> Option<Candidate> {
-    let name = path.file_name()?.to_str()?;
+    // Names are bytes: one that is not UTF-8 (a Latin-1 `café.jar`) is still classified by its
+    // suffix, and reported under its lossy form.
+    let name = &*path.file_name()?.to_string_lossy();
     match file_type {
         FileType::Dir => {
             if name.ends_with(".dist-info") || name.ends_with(".egg-info") || name == "EGG-INFO" {
@@ -232,7 +234,7 @@ pub fn collect_candidates(root: &Root, policy: &DeepInspection) -> Candidates {
     let raw = root.raw().clone();
     for start in starts {
         let errors = root.walk(&start, &opts, |entry| {
-            let Some(name) = entry.path.file_name().and_then(|n| n.to_str()) else {
+            let Some(name) = entry.path.file_name().map(|n| n.to_string_lossy()) else {
                 return Visit::Continue;
             };
             if let Some(c) = classify(&entry.path, entry.file_type) {
@@ -248,7 +250,7 @@ pub fn collect_candidates(root: &Root, policy: &DeepInspection) -> Candidates {
                         }
                     }
                 }
-                FileType::Symlink if symlink_looks_relevant(name) => {
+                FileType::Symlink if symlink_looks_relevant(&name) => {
                     // Targets inside the scanned paths are reported at their own path; a link
                     // that cannot be resolved (a loop) is worth a warning.
                     if let Err(e) = root.canonicalize(&entry.path) {
@@ -326,4 +328,21 @@ pub fn catalog_with_limits(ctx: &CatalogContext<'_>, policy: &DeepInspection, li
         }
     }
     inv.packages.extend(packages);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+
+    #[test]
+    fn names_that_are_not_utf8_are_still_classified() {
+        let path = |b: &[u8]| Path::new(OsStr::from_bytes(b)).to_path_buf();
+        assert!(matches!(classify(&path(b"/opt/caf\xe9.jar"), FileType::File), Some(Candidate::JavaArchive(_))));
+        assert!(matches!(classify(&path(b"/srv/node_modules/p\xe9kg/package.json"), FileType::File), Some(Candidate::NpmPackageJson(_))));
+        assert!(matches!(classify(&path(b"/usr/lib/python3/dist-packages/f\xf6o-1.0.dist-info"), FileType::Dir), Some(Candidate::PythonMetadataDir(_))));
+        assert!(classify(&path(b"/opt/caf\xe9.txt"), FileType::File).is_none());
+    }
 }

@@ -21,12 +21,12 @@ const CATALOGER: &str = "npm";
 /// Whether `path` (a `package.json`) sits at the root of an installed package.
 pub fn is_installed_package_json(path: &Path) -> bool {
     let Some(pkg_dir) = path.parent() else { return false };
-    let Some(dir_name) = pkg_dir.file_name().and_then(|n| n.to_str()) else { return false };
+    let Some(dir_name) = pkg_dir.file_name().map(|n| n.to_string_lossy()) else { return false };
     if dir_name.starts_with('.') {
         return false;
     }
     let Some(parent) = pkg_dir.parent() else { return false };
-    let parent_name = parent.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let parent_name = parent.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     if parent_name == "node_modules" {
         return !dir_name.starts_with('@');
     }
