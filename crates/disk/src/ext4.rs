@@ -93,6 +93,7 @@ struct Inner {
     first_meta_bg: u64,
     inode_tables: Mutex<Lru<u64>>,
     dirs: Mutex<DirCache<u32>>,
+    last_dir: crate::inode_fs::LastDir<u32>,
     info: Ext4Info,
 }
 
@@ -215,6 +216,7 @@ impl Ext4Fs {
                 first_meta_bg: le32(&sb, 0x104) as u64,
                 inode_tables: Mutex::new(Lru::new(4096)),
                 dirs: Mutex::new(DirCache::default()),
+                last_dir: Default::default(),
                 info,
             }),
         })
@@ -530,23 +532,7 @@ impl Inner {
     }
 
     fn lookup(&self, path: &Path) -> io::Result<Inode> {
-        let mut inode = self.inode(ROOT_INO)?;
-        for comp in path.components() {
-            use std::path::Component;
-            let name = match comp {
-                Component::RootDir => continue,
-                Component::Normal(n) => n,
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: path is not normalised", path.display()))),
-            };
-            if inode.file_type() != FileType::Dir {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: a component is not a directory", path.display())));
-            }
-            let entries = self.list(&inode)?;
-            let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name);
-            let e = entries.find(bytes).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))?;
-            inode = self.inode(e.ino)?;
-        }
-        Ok(inode)
+        crate::inode_fs::lookup(self, ROOT_INO, &self.last_dir, path)
     }
 
     fn symlink_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
@@ -570,6 +556,9 @@ impl Inner {
 impl crate::inode_fs::InodeFs for Inner {
     type Ino = u32;
     type Inode = Inode;
+    fn ino(inode: &Inode) -> u32 {
+        inode.ino
+    }
     fn fs_name(&self) -> &str {
         &self.name
     }

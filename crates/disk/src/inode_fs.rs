@@ -2,11 +2,11 @@
 //! `kensa_fs::RawFs` operations. Each filesystem implements [`InodeFs`]; the `RawFs` methods are
 //! the generic functions here, so error context and type checks are written once.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use kensa_fs::{DirEntry, FileType, Metadata, ReadSeek};
 
@@ -61,8 +61,9 @@ impl<I> DirListing<I> {
 
 /// The inode-level operations of a read-only filesystem.
 pub(crate) trait InodeFs {
-    type Ino: Copy;
+    type Ino: Copy + std::fmt::Display;
     type Inode;
+    fn ino(inode: &Self::Inode) -> Self::Ino;
     fn fs_name(&self) -> &str;
     fn io_counters(&self) -> &Counters;
     fn lookup_path(&self, path: &Path) -> io::Result<Self::Inode>;
@@ -74,6 +75,54 @@ pub(crate) trait InodeFs {
     fn open_inode(&self, inode: &Self::Inode) -> io::Result<ExtentFile>;
 }
 
+/// The directory the last lookup went through, so that looking up its entries one after another
+/// (what a walk does for each entry) does not resolve the whole path from the root every time.
+pub(crate) struct LastDir<I>(Mutex<Option<(PathBuf, I)>>);
+
+impl<I> Default for LastDir<I> {
+    fn default() -> Self {
+        LastDir(Mutex::new(None))
+    }
+}
+
+/// Resolves an absolute, normalised path without following symlinks (see `kensa_fs::RawFs`).
+pub(crate) fn lookup<T: InodeFs>(fs: &T, root: T::Ino, last: &LastDir<T::Ino>, path: &Path) -> io::Result<T::Inode> {
+    let mut names = Vec::new();
+    for comp in path.components() {
+        match comp {
+            Component::RootDir => {}
+            Component::Normal(n) => names.push(n),
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: path is not normalised", path.display()))),
+        }
+    }
+    let Some((name, dirs)) = names.split_last() else { return fs.read_inode(root) };
+    let parent = path.parent().unwrap_or(path);
+    let known = last.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|(p, _)| p == parent).map(|(_, ino)| *ino);
+    let dir = match known {
+        Some(ino) => fs.read_inode(ino)?,
+        None => {
+            let mut inode = fs.read_inode(root)?;
+            for n in dirs {
+                inode = child(fs, &inode, n, path)?;
+            }
+            if T::inode_type(&inode) == FileType::Dir {
+                *last.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((parent.to_path_buf(), T::ino(&inode)));
+            }
+            inode
+        }
+    };
+    child(fs, &dir, name, path)
+}
+
+fn child<T: InodeFs>(fs: &T, dir: &T::Inode, name: &OsStr, path: &Path) -> io::Result<T::Inode> {
+    if T::inode_type(dir) != FileType::Dir {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: a component is not a directory", path.display())));
+    }
+    let entries = fs.dir_entries(dir)?;
+    let e = entries.find(name.as_bytes()).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))?;
+    fs.read_inode(e.ino)
+}
+
 /// Adds the path and filesystem to an error; "not found" stays bare so callers can test for it.
 fn ctx<T: InodeFs>(e: io::Error, fs: &T, path: &Path) -> io::Error {
     if e.kind() == io::ErrorKind::NotFound {
@@ -83,10 +132,21 @@ fn ctx<T: InodeFs>(e: io::Error, fs: &T, path: &Path) -> io::Error {
     }
 }
 
+fn kind(t: FileType) -> &'static str {
+    match t {
+        FileType::File => "a regular file",
+        FileType::Dir => "a directory",
+        FileType::Symlink => "a symlink",
+        FileType::Other => "a device, fifo or socket",
+    }
+}
+
 fn lookup_as<T: InodeFs>(fs: &T, path: &Path, want: FileType, what: &str) -> io::Result<T::Inode> {
     let inode = fs.lookup_path(path).map_err(|e| ctx(e, fs, path))?;
-    if T::inode_type(&inode) != want {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a {what}", path.display())));
+    let is = T::inode_type(&inode);
+    if is != want {
+        // Where a directory entry and its inode disagree on the type, say which inode.
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a {what} (inode {} is {})", path.display(), T::ino(&inode), kind(is))));
     }
     Ok(inode)
 }

@@ -68,6 +68,7 @@ struct Inner {
     ftype: bool,
     root_ino: u64,
     dirs: Mutex<DirCache<u64>>,
+    last_dir: crate::inode_fs::LastDir<u64>,
     info: XfsInfo,
 }
 
@@ -174,6 +175,7 @@ impl XfsFs {
                 ftype,
                 root_ino: be64(&sb, 56),
                 dirs: Mutex::new(DirCache::default()),
+                last_dir: Default::default(),
                 info,
             }),
         })
@@ -445,23 +447,7 @@ impl Inner {
     }
 
     fn lookup(&self, path: &Path) -> io::Result<Inode> {
-        let mut inode = self.inode(self.root_ino)?;
-        for comp in path.components() {
-            use std::path::Component;
-            let name = match comp {
-                Component::RootDir => continue,
-                Component::Normal(n) => n,
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: path is not normalised", path.display()))),
-            };
-            if inode.file_type() != FileType::Dir {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: a component is not a directory", path.display())));
-            }
-            let entries = self.list(&inode)?;
-            let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name);
-            let e = entries.find(bytes).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file or directory"))?;
-            inode = self.inode(e.ino)?;
-        }
-        Ok(inode)
+        crate::inode_fs::lookup(self, self.root_ino, &self.last_dir, path)
     }
 
     fn symlink_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
@@ -500,6 +486,9 @@ impl Inner {
 impl crate::inode_fs::InodeFs for Inner {
     type Ino = u64;
     type Inode = Inode;
+    fn ino(inode: &Inode) -> u64 {
+        inode.ino
+    }
     fn fs_name(&self) -> &str {
         &self.name
     }
