@@ -15,6 +15,22 @@ pub struct ScanOptions {
     pub skip_os_packages: bool,
     /// Which paths language packages are looked for in (default: everywhere; `off` for none).
     pub deep_inspection: crate::lang::DeepInspection,
+    /// Threads reading the target at once (0: one per core, at most [`MAX_THREADS`]). The result
+    /// is the same for any number.
+    pub threads: usize,
+}
+
+/// Most threads a scan uses by default: a few hide the latency of reading (and, in compressed
+/// disk images, inflating) one file while another is parsed; each may hold an archive in memory.
+pub const MAX_THREADS: usize = 4;
+
+impl ScanOptions {
+    fn thread_count(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
+            n => n,
+        }
+    }
 }
 
 /// A cataloger: appends packages and warnings, never fails as a whole.
@@ -30,17 +46,38 @@ pub fn scan(root: &Root, opts: &ScanOptions) -> Inventory {
     inv.os = os_release::detect(root, &mut inv.warnings);
     let os = inv.os.clone();
     let ctx = CatalogContext { root, os: os.as_ref() };
-    if !opts.skip_os_packages {
-        for (name, cataloger) in OS_CATALOGERS {
-            let _span = tracing::debug_span!("cataloger", name).entered();
-            cataloger(&ctx, &mut inv);
+    let threads = opts.thread_count();
+    let os_packages = || {
+        let mut out = Inventory::default();
+        if !opts.skip_os_packages {
+            for (name, cataloger) in OS_CATALOGERS {
+                let _span = tracing::debug_span!("cataloger", name).entered();
+                cataloger(&ctx, &mut out);
+            }
         }
-    }
-    {
+        out
+    };
+    let deep_inspection = || {
         let _span = tracing::debug_span!("cataloger", name = "deep-inspection").entered();
-        crate::lang::catalog(&ctx, &opts.deep_inspection, &mut inv);
-        crate::ownership::mark_owned(root, &mut inv);
+        let mut out = Inventory::default();
+        crate::lang::catalog_with_limits(&ctx, &opts.deep_inspection, &crate::lang::Limits::default(), threads, &mut out);
+        out
+    };
+    // The package databases and the deep-inspection walk read different files: side by side.
+    let (os_part, lang_part) = if threads > 1 {
+        std::thread::scope(|s| {
+            let os_thread = s.spawn(os_packages);
+            let lang_part = deep_inspection();
+            (os_thread.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), lang_part)
+        })
+    } else {
+        (os_packages(), deep_inspection())
+    };
+    for part in [os_part, lang_part] {
+        inv.packages.extend(part.packages);
+        inv.warnings.extend(part.warnings);
     }
+    crate::ownership::mark_owned(root, &mut inv);
     sort_packages(&mut inv.packages);
     inv
 }

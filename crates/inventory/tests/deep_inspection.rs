@@ -23,7 +23,11 @@ fn write(root: &Path, rel: &str, data: impl AsRef<[u8]>) {
 fn run(dir: &Path, policy: &DeepInspection, limits: &Limits) -> Inventory {
     let root = Root::dir(dir).unwrap();
     let mut inv = Inventory::default();
-    lang::catalog_with_limits(&CatalogContext { root: &root, os: None }, policy, limits, &mut inv);
+    lang::catalog_with_limits(&CatalogContext { root: &root, os: None }, policy, limits, 1, &mut inv);
+    // Several threads find the same packages and warnings, in the same order.
+    let mut parallel = Inventory::default();
+    lang::catalog_with_limits(&CatalogContext { root: &root, os: None }, policy, limits, 3, &mut parallel);
+    assert_eq!(format!("{:?}", (&inv.packages, &inv.warnings)), format!("{:?}", (&parallel.packages, &parallel.warnings)), "1 thread against 3");
     inv
 }
 

@@ -306,28 +306,59 @@ impl Default for Limits {
 
 /// Deep inspection of `policy`'s paths: appends language packages and warnings to `inv`.
 pub fn catalog(ctx: &CatalogContext<'_>, policy: &DeepInspection, inv: &mut Inventory) {
-    catalog_with_limits(ctx, policy, &Limits::default(), inv)
+    catalog_with_limits(ctx, policy, &Limits::default(), 1, inv)
 }
 
-/// [`catalog`] with explicit limits.
-pub fn catalog_with_limits(ctx: &CatalogContext<'_>, policy: &DeepInspection, limits: &Limits, inv: &mut Inventory) {
+/// [`catalog`] with explicit limits, cataloging the files found by `threads` threads. Results are
+/// appended in the walk's order whatever the number of threads.
+pub fn catalog_with_limits(ctx: &CatalogContext<'_>, policy: &DeepInspection, limits: &Limits, threads: usize, inv: &mut Inventory) {
     if policy.mode == DeepInspectionMode::Off {
         return;
     }
     let found = collect_candidates(ctx.root, policy);
     inv.warnings.extend(found.warnings);
-    let mut packages: Vec<Package> = Vec::new();
-    for c in &found.files {
+    /// What cataloging one file found.
+    type Found = (Vec<Package>, Vec<Warning>);
+    let one = |c: &Candidate| -> Found {
+        let (mut packages, mut warnings) = (Vec::new(), Vec::new());
         match c {
-            Candidate::PythonMetadataDir(p) => python::catalog_metadata_dir(ctx.root, p, limits, &mut packages, &mut inv.warnings),
-            Candidate::PythonEggInfoFile(p) => python::catalog_egg_info_file(ctx.root, p, limits, &mut packages, &mut inv.warnings),
-            Candidate::PythonEggArchive(p) => python::catalog_egg_archive(ctx.root, p, limits, &mut packages, &mut inv.warnings),
-            Candidate::NpmPackageJson(p) => npm::catalog_package_json(ctx.root, p, limits, &mut packages, &mut inv.warnings),
-            Candidate::JavaArchive(p) => java::catalog_archive(ctx.root, p, limits, &mut packages, &mut inv.warnings),
-            Candidate::Executable(p) => binary::catalog_executable(ctx.root, p, limits, &mut packages, &mut inv.warnings),
+            Candidate::PythonMetadataDir(p) => python::catalog_metadata_dir(ctx.root, p, limits, &mut packages, &mut warnings),
+            Candidate::PythonEggInfoFile(p) => python::catalog_egg_info_file(ctx.root, p, limits, &mut packages, &mut warnings),
+            Candidate::PythonEggArchive(p) => python::catalog_egg_archive(ctx.root, p, limits, &mut packages, &mut warnings),
+            Candidate::NpmPackageJson(p) => npm::catalog_package_json(ctx.root, p, limits, &mut packages, &mut warnings),
+            Candidate::JavaArchive(p) => java::catalog_archive(ctx.root, p, limits, &mut packages, &mut warnings),
+            Candidate::Executable(p) => binary::catalog_executable(ctx.root, p, limits, &mut packages, &mut warnings),
         }
+        (packages, warnings)
+    };
+    let threads = threads.clamp(1, found.files.len().max(1));
+    let mut results: Vec<(usize, Found)> = if threads == 1 {
+        found.files.iter().map(one).enumerate().collect()
+    } else {
+        // Workers take the next file in walk order; results are put back in that order.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(c) = found.files.get(i) else { break };
+                            done.push((i, one(c)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        })
+    };
+    results.sort_by_key(|(i, _)| *i);
+    for (_, (packages, warnings)) in results {
+        inv.packages.extend(packages);
+        inv.warnings.extend(warnings);
     }
-    inv.packages.extend(packages);
 }
 
 #[cfg(test)]
