@@ -20,7 +20,7 @@ pub enum TargetKind {
     Dir,
     /// A container image archive or OCI layout.
     Image,
-    /// A virtual machine disk image or snapshot (raw, qcow2, VMDK), read without mounting.
+    /// A virtual machine disk image or snapshot (raw, qcow2, VMDK, VHD, VHDX), read without mounting.
     Disk,
 }
 

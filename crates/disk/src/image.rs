@@ -1,6 +1,7 @@
 //! Virtual-disk image formats, detected from content (never the file name): raw, qcow2 (v2/v3 with
 //! backing chains, deflate-compressed and zero clusters), VMDK sparse extents (monolithicSparse,
-//! streamOptimized) and dynamic VHD. Each presents the guest disk as a [`BlockDev`].
+//! streamOptimized), dynamic VHD and fixed or dynamic VHDX. Each presents the guest disk as a
+//! [`BlockDev`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
@@ -17,6 +18,8 @@ pub enum ImageFormat {
     VmdkSparse,
     /// Dynamic VHD (a fixed VHD is a raw image with a footer and reads as raw).
     Vhd,
+    /// Hyper-V's VHDX, fixed or dynamic.
+    Vhdx,
 }
 
 impl std::fmt::Display for ImageFormat {
@@ -26,6 +29,7 @@ impl std::fmt::Display for ImageFormat {
             ImageFormat::Qcow2 => "qcow2",
             ImageFormat::VmdkSparse => "vmdk",
             ImageFormat::Vhd => "vhd",
+            ImageFormat::Vhdx => "vhdx",
         })
     }
 }
@@ -54,7 +58,7 @@ pub fn detect(dev: &dyn BlockDev) -> io::Result<ImageFormat> {
         return Err(unsupported("a VMDK descriptor file (flat or split extents); convert it with `qemu-img convert -O raw`"));
     }
     if head.starts_with(b"vhdxfile") {
-        return Err(unsupported("VHDX; convert it with `qemu-img convert -O raw`"));
+        return Ok(ImageFormat::Vhdx);
     }
     if head.starts_with(b"conectix") {
         return Ok(ImageFormat::Vhd);
@@ -87,6 +91,7 @@ fn open_chain(path: &Path, counters: Arc<Counters>, seen: &mut HashSet<PathBuf>,
         ImageFormat::Qcow2 => Arc::new(Qcow2::open(file, &canonical, counters, seen, depth)?),
         ImageFormat::VmdkSparse => Arc::new(VmdkSparse::open(file, &canonical)?),
         ImageFormat::Vhd => Arc::new(Vhd::open(file, &canonical)?),
+        ImageFormat::Vhdx => Arc::new(Vhdx::open(file, &canonical)?),
     };
     Ok((dev, format))
 }
@@ -687,6 +692,215 @@ impl BlockDev for Vhd {
                 return Err(corrupt(format!("{}: BAT entry {block} points past the end of the file (offset {host})", self.name)));
             }
             self.file.read_at(host, piece)
+        })
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+// ------------------------------------------------------------------------------------------- vhdx
+
+/// A GUID as VHDX stores it (the first three fields little-endian).
+const fn guid(a: u32, b: u16, c: u16, d: [u8; 8]) -> [u8; 16] {
+    let (a, b, c) = (a.to_le_bytes(), b.to_le_bytes(), c.to_le_bytes());
+    [a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]
+}
+
+const VHDX_BAT: [u8; 16] = guid(0x2DC2_7766, 0xF623, 0x4200, [0x9D, 0x64, 0x11, 0x5E, 0x9B, 0xFD, 0x4A, 0x08]);
+const VHDX_METADATA: [u8; 16] = guid(0x8B7C_A206, 0x4790, 0x4B9A, [0xB8, 0xFE, 0x57, 0x5F, 0x05, 0x0F, 0x88, 0x6E]);
+const VHDX_FILE_PARAMETERS: [u8; 16] = guid(0xCAA1_6737, 0xFA36, 0x4D43, [0xB3, 0xB6, 0x33, 0xF0, 0xAA, 0x44, 0xE7, 0x6B]);
+const VHDX_DISK_SIZE: [u8; 16] = guid(0x2FA5_4224, 0xCD1B, 0x4876, [0xB2, 0x11, 0x5D, 0xBE, 0xD8, 0x3B, 0xF4, 0xB8]);
+const VHDX_DISK_ID: [u8; 16] = guid(0xBECA_12AB, 0xB2E6, 0x4523, [0x93, 0xEF, 0xC3, 0x09, 0xE0, 0x00, 0xC7, 0x46]);
+const VHDX_LOGICAL_SECTOR: [u8; 16] = guid(0x8141_BF1D, 0xA96F, 0x4709, [0xBA, 0x47, 0xF2, 0x33, 0xA8, 0xFA, 0xAB, 0x5F]);
+const VHDX_PHYSICAL_SECTOR: [u8; 16] = guid(0xCDA3_48C7, 0x445D, 0x4471, [0x9C, 0xC9, 0xE9, 0x88, 0x52, 0x51, 0xC5, 0x56]);
+const VHDX_PARENT_LOCATOR: [u8; 16] = guid(0xA8D3_5F2D, 0xB30B, 0x454D, [0xAB, 0xF7, 0xD3, 0xD8, 0x48, 0x34, 0xAB, 0x0C]);
+/// BAT entries per cached page (4 KiB of the table).
+const VHDX_BAT_PAGE: u64 = 512;
+
+/// CRC-32C (Castagnoli), which VHDX headers and region tables carry. crc32fast computes the IEEE
+/// polynomial only, and these few KiB at open time do not justify another crate.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Whether a VHDX structure's CRC-32C (at offset 4, computed with that field zeroed) holds.
+fn vhdx_checksum_ok(mut block: Vec<u8>) -> bool {
+    let want = le32(&block, 4);
+    block[4..8].fill(0);
+    crc32c(&block) == want
+}
+
+/// Hyper-V's VHDX (MS-VHDX), fixed or dynamic: two checksummed headers, a region table locating
+/// the block allocation table and the metadata (block size, disk size, sector size), payload
+/// blocks of 1-256 MiB at MiB offsets. Differencing disks and files with a log still to replay
+/// are refused: reading them correctly needs the parent, or writing.
+pub struct Vhdx {
+    file: Arc<dyn BlockDev>,
+    name: String,
+    size: u64,
+    block_size: u64,
+    chunk_ratio: u64,
+    bat_offset: u64,
+    bat_entries: u64,
+    bat_pages: Mutex<Lru<Arc<Vec<u64>>>>,
+}
+
+impl Vhdx {
+    fn open(file: Arc<dyn BlockDev>, path: &Path) -> io::Result<Self> {
+        let name = format!("vhdx {}", path.display());
+        // The current header: the valid one (signature and checksum) with the higher sequence number.
+        let mut header: Option<(u64, Vec<u8>)> = None;
+        for off in [64u64 << 10, 128 << 10] {
+            let Ok(h) = read_vec(&*file, off, 4096, 4096, "vhdx header") else { continue };
+            if h.len() == 4096 && h.starts_with(b"head") && vhdx_checksum_ok(h.clone()) {
+                let seq = le64(&h, 8);
+                if header.as_ref().map_or(true, |(s, _)| seq > *s) {
+                    header = Some((seq, h));
+                }
+            }
+        }
+        let Some((_, h)) = header else {
+            return Err(corrupt(format!("{name}: no valid header at offset 65536 or 131072 (signature or CRC-32C wrong)")));
+        };
+        if le16(&h, 66) != 1 {
+            return Err(unsupported(&format!("VHDX version {} (header field at offset 66)", le16(&h, 66))));
+        }
+        if h[48..64].iter().any(|&b| b != 0) {
+            return Err(unsupported("a VHDX with a log still to replay (not closed cleanly); open it once in Hyper-V or `qemu-img check -r all` a copy"));
+        }
+        // The region table: either copy that validates.
+        let mut regions = None;
+        for off in [192u64 << 10, 256 << 10] {
+            let Ok(t) = read_vec(&*file, off, 64 << 10, 64 << 10, "vhdx region table") else { continue };
+            if t.len() == 64 << 10 && t.starts_with(b"regi") && vhdx_checksum_ok(t.clone()) {
+                regions = Some((off, t));
+                break;
+            }
+        }
+        let Some((table_off, t)) = regions else {
+            return Err(corrupt(format!("{name}: no valid region table at offset 196608 or 262144")));
+        };
+        let count = le32(&t, 8) as usize;
+        if count > 2047 {
+            return Err(corrupt(format!("{name}: region table at offset {table_off} claims {count} entries (at most 2047)")));
+        }
+        let (mut bat, mut metadata) = (None, None);
+        for e in t[16..16 + count * 32].chunks_exact(32) {
+            let (off, len) = (le64(e, 16), le32(e, 24) as u64);
+            match <[u8; 16]>::try_from(&e[..16]).unwrap() {
+                VHDX_BAT => bat = Some((off, len)),
+                VHDX_METADATA => metadata = Some((off, len)),
+                _ if le32(e, 28) & 1 != 0 => return Err(unsupported("a VHDX with a required region kensa does not know")),
+                _ => {}
+            }
+        }
+        let (Some((bat_offset, bat_len)), Some((meta_off, meta_len))) = (bat, metadata) else {
+            return Err(corrupt(format!("{name}: region table at offset {table_off} lacks the BAT or the metadata region")));
+        };
+        if meta_len < 64 << 10 || meta_off.checked_add(meta_len).map_or(true, |e| e > file.size()) {
+            return Err(corrupt(format!("{name}: metadata region ({meta_len} bytes at offset {meta_off}) does not fit the file")));
+        }
+        let m = read_vec(&*file, meta_off, 64 << 10, 64 << 10, &format!("{name}: metadata table"))?;
+        if !m.starts_with(b"metadata") {
+            return Err(corrupt(format!("{name}: no metadata table at offset {meta_off}")));
+        }
+        let items = le16(&m, 10) as usize;
+        if items > 2047 {
+            return Err(corrupt(format!("{name}: metadata table at offset {meta_off} claims {items} entries (at most 2047)")));
+        }
+        let item = |id: [u8; 16], len: usize| -> io::Result<Option<Vec<u8>>> {
+            let Some(e) = m[32..32 + items * 32].chunks_exact(32).find(|e| e[..16] == id && le32(e, 24) & 1 == 0) else { return Ok(None) };
+            let (off, have) = (le32(e, 16) as u64, le32(e, 20) as usize);
+            if have < len || off.checked_add(len as u64).map_or(true, |end| end > meta_len) {
+                return Err(corrupt(format!("{name}: metadata item ({have} bytes at offset {off} of the region at {meta_off}) is invalid")));
+            }
+            read_vec(&*file, meta_off + off, len as u64, len as u64, "vhdx metadata item").map(Some)
+        };
+        let params = item(VHDX_FILE_PARAMETERS, 8)?.ok_or_else(|| corrupt(format!("{name}: no file parameters in the metadata")))?;
+        let size = item(VHDX_DISK_SIZE, 8)?.map(|b| le64(&b, 0)).ok_or_else(|| corrupt(format!("{name}: no virtual disk size in the metadata")))?;
+        let sector = item(VHDX_LOGICAL_SECTOR, 4)?.map_or(512, |b| le32(&b, 0) as u64);
+        if le32(&params, 4) & 2 != 0 || item(VHDX_PARENT_LOCATOR, 0)?.is_some() {
+            return Err(unsupported("a differencing VHDX (it needs its parent); convert it with `qemu-img convert -O raw`"));
+        }
+        let known = [VHDX_FILE_PARAMETERS, VHDX_DISK_SIZE, VHDX_DISK_ID, VHDX_LOGICAL_SECTOR, VHDX_PHYSICAL_SECTOR, VHDX_PARENT_LOCATOR];
+        if m[32..32 + items * 32].chunks_exact(32).any(|e| le32(e, 24) & 4 != 0 && !known.iter().any(|k| e[..16] == *k)) {
+            return Err(unsupported("a VHDX with a required metadata item kensa does not know"));
+        }
+        let block_size = le32(&params, 0) as u64;
+        if !((1 << 20)..=(256 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
+            return Err(corrupt(format!("{name}: block size {block_size} in the file parameters is invalid")));
+        }
+        if sector != 512 && sector != 4096 {
+            return Err(corrupt(format!("{name}: logical sector size {sector} is invalid")));
+        }
+        if size == 0 || size > 64 << 40 || size % sector != 0 {
+            return Err(corrupt(format!("{name}: virtual disk size {size} is invalid")));
+        }
+        let chunk_ratio = ((1u64 << 23) * sector) / block_size;
+        let data_blocks = size.div_ceil(block_size);
+        let bat_entries = data_blocks + (data_blocks - 1) / chunk_ratio;
+        if bat_entries * 8 > bat_len || bat_offset.checked_add(bat_entries * 8).map_or(true, |e| e > file.size()) {
+            return Err(corrupt(format!("{name}: the BAT ({bat_len} bytes at offset {bat_offset}) cannot hold the {bat_entries} entries of a {size}-byte disk")));
+        }
+        Ok(Vhdx { file, name, size, block_size, chunk_ratio, bat_offset, bat_entries, bat_pages: Mutex::new(Lru::new(64)) })
+    }
+
+    /// The BAT entry of payload block `block` (sector bitmap entries interleave after every
+    /// `chunk_ratio` payload entries).
+    fn bat_entry(&self, block: u64) -> io::Result<u64> {
+        let index = block + block / self.chunk_ratio;
+        if index >= self.bat_entries {
+            return Ok(0);
+        }
+        let page = index / VHDX_BAT_PAGE;
+        let cached = self.bat_pages.lock().unwrap_or_else(|e| e.into_inner()).get(page);
+        let entries = match cached {
+            Some(p) => p,
+            None => {
+                let first = page * VHDX_BAT_PAGE;
+                let n = VHDX_BAT_PAGE.min(self.bat_entries - first);
+                let raw = read_vec(&*self.file, self.bat_offset + first * 8, n * 8, VHDX_BAT_PAGE * 8, &format!("{}: BAT", self.name))?;
+                let p = Arc::new(raw.chunks_exact(8).map(|c| le64(c, 0)).collect::<Vec<u64>>());
+                self.bat_pages.lock().unwrap_or_else(|e| e.into_inner()).put(page, p.clone());
+                p
+            }
+        };
+        entries.get((index % VHDX_BAT_PAGE) as usize).copied().ok_or_else(|| corrupt(format!("{}: BAT truncated at entry {index}", self.name)))
+    }
+}
+
+impl BlockDev for Vhdx {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        read_pieces(off, buf, self.block_size, |off, piece| {
+            let block = off / self.block_size;
+            let entry = self.bat_entry(block)?;
+            match entry & 7 {
+                // Not present, undefined, zero, unmapped: no data in the file; zeros.
+                0..=3 => {
+                    piece.fill(0);
+                    Ok(())
+                }
+                6 => {
+                    let host = (entry >> 20).checked_mul(1 << 20).and_then(|b| b.checked_add(off % self.block_size));
+                    match host {
+                        Some(host) if host >= 1 << 20 && host.checked_add(piece.len() as u64).is_some_and(|e| e <= self.file.size()) => self.file.read_at(host, piece),
+                        _ => Err(corrupt(format!("{}: BAT entry of block {block} points outside the file ({:#x})", self.name, entry))),
+                    }
+                }
+                state => Err(corrupt(format!("{}: BAT entry of block {block} has state {state}, invalid in a fixed or dynamic VHDX", self.name))),
+            }
         })
     }
     fn size(&self) -> u64 {

@@ -3,7 +3,7 @@
 //!
 //! Layers, bottom up (each reads the one below through [`block::BlockDev`]):
 //! 1. the image file ([`block::FileDev`], counting bytes read) and its format ([`image`]: raw,
-//!    qcow2, VMDK, VHD), then a bounded LRU block cache ([`block::CachedDev`]);
+//!    qcow2, VMDK, VHD, VHDX), then a bounded LRU block cache ([`block::CachedDev`]);
 //! 2. partitions ([`partition`]: GPT, MBR with logical partitions, none) and LVM2 linear logical
 //!    volumes ([`lvm`]);
 //! 3. filesystems ([`ext4`], [`xfs`]) implementing [`kensa_fs::RawFs`];
@@ -130,7 +130,7 @@ pub fn is_disk_image(path: &Path) -> bool {
     let Ok(file) = block::FileDev::open(path, counters) else { return false };
     let file: Arc<dyn BlockDev> = Arc::new(file);
     match image::detect(&*file) {
-        Ok(ImageFormat::Qcow2 | ImageFormat::VmdkSparse | ImageFormat::Vhd) => return true,
+        Ok(ImageFormat::Qcow2 | ImageFormat::VmdkSparse | ImageFormat::Vhd | ImageFormat::Vhdx) => return true,
         Err(e) => return e.kind() == io::ErrorKind::Unsupported,
         Ok(ImageFormat::Raw) => {}
     }

@@ -198,7 +198,7 @@ fn corrupted_and_truncated_image_files() {
     let Some(fx) = fixture() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(0xdead_beef);
-    for name in ["disk-gpt-ext4.qcow2", "disk-gpt-xfs.vmdk", "disk-gpt-ext4.vmdk", "compressed.qcow2", "dynamic.vhd"] {
+    for name in ["disk-gpt-ext4.qcow2", "disk-gpt-xfs.vmdk", "disk-gpt-ext4.vmdk", "compressed.qcow2", "dynamic.vhd", "dynamic.vhdx"] {
         let original = std::fs::read(fx.image(name)).unwrap();
         let mut errors = 0;
         for round in 0..12 {
@@ -298,4 +298,59 @@ fn tables_pointing_past_the_end_are_named() {
     std::fs::write(&path, &v).unwrap();
     let e = format!("{}", kensa_disk::open_image(&path, &Limits::default()).unwrap_err());
     assert!(e.contains("grain directory entry 0") && e.contains("past the end of the file"), "{e}");
+}
+
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// VHDX keeps two checksummed headers: one damaged copy is survived, two are an error naming
+/// their offsets; a header announcing a log to replay is refused rather than read stale.
+#[test]
+fn vhdx_header_copies_and_logs() {
+    let Some(fx) = fixture() else { return };
+    let original = std::fs::read(fx.image("dynamic.vhdx")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str, data: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        kensa_disk::open_image(&path, &Limits::default()).map(|t| t.root.read_to_string_lossy("/etc/hostname").unwrap())
+    };
+    // Rewrites header `i` (at 64 KiB or 128 KiB) with `edit` applied and a correct checksum.
+    let rewrite = |data: &mut Vec<u8>, i: usize, edit: &dyn Fn(&mut [u8])| {
+        let h = &mut data[(64 << 10) * (i + 1)..][..4096];
+        edit(h);
+        h[4..8].fill(0);
+        let crc = crc32c(h);
+        h[4..8].copy_from_slice(&crc.to_le_bytes());
+    };
+    assert_eq!(open("ok.vhdx", &original).unwrap(), "kensa-disk-test\n");
+    let mut one_bad = original.clone();
+    one_bad[(64 << 10) + 100] ^= 0xFF;
+    assert_eq!(open("one-bad.vhdx", &one_bad).unwrap(), "kensa-disk-test\n", "the other header copy is used");
+    let mut both_bad = one_bad.clone();
+    both_bad[(128 << 10) + 100] ^= 0xFF;
+    let e = open("both-bad.vhdx", &both_bad).unwrap_err().to_string();
+    assert!(e.contains("no valid header at offset 65536 or 131072"), "{e}");
+    let mut log = original.clone();
+    for i in 0..2 {
+        rewrite(&mut log, i, &|h| h[48] = 1);
+    }
+    let e = open("log.vhdx", &log).unwrap_err().to_string();
+    assert!(e.contains("log still to replay"), "{e}");
+    // A newer header (higher sequence number) wins over the other copy.
+    let mut newer = log.clone();
+    rewrite(&mut newer, 1, &|h| {
+        h[48] = 0;
+        let seq = u64::from_le_bytes(h[8..16].try_into().unwrap()) + 10;
+        h[8..16].copy_from_slice(&seq.to_le_bytes());
+    });
+    assert_eq!(open("newer.vhdx", &newer).unwrap(), "kensa-disk-test\n");
 }

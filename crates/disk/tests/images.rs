@@ -55,6 +55,8 @@ image_test!(xfs_v4, "v4.xfs", ImageFormat::Raw, TableKind::None, "xfs");
 image_test!(mbr_logical_partition, "mbr-logical.raw", ImageFormat::Raw, TableKind::Mbr, "ext4");
 image_test!(qcow2_compressed, "compressed.qcow2", ImageFormat::Qcow2, TableKind::Mbr, "ext4");
 image_test!(vhd_dynamic, "dynamic.vhd", ImageFormat::Vhd, TableKind::Mbr, "ext4");
+image_test!(vhdx_dynamic, "dynamic.vhdx", ImageFormat::Vhdx, TableKind::Mbr, "ext4");
+image_test!(vhdx_fixed, "fixed.vhdx", ImageFormat::Vhdx, TableKind::None, "ext4");
 image_test!(qcow2_v2, "v2.qcow2", ImageFormat::Qcow2, TableKind::Gpt, "xfs");
 image_test!(disk_without_partition_table, "no-table.raw", ImageFormat::Raw, TableKind::None, "ext4");
 image_test!(qcow2_backing_chain, "overlay.qcow2", ImageFormat::Qcow2, TableKind::Mbr, "ext4");

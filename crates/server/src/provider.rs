@@ -54,7 +54,7 @@ pub struct VolumeBlocks {
     pub name: PathBuf,
     pub device: Arc<dyn kensa_disk::block::BlockDev>,
     pub counters: Arc<kensa_disk::block::Counters>,
-    /// The container the guest disk was decoded from (qcow2, VMDK, VHD; `Raw` when the blocks are
+    /// The container the guest disk was decoded from (qcow2, VMDK, VHD, VHDX; `Raw` when the blocks are
     /// the disk itself, as a cloud snapshot block API serves them). `device` already presents the
     /// guest disk: this is for reporting.
     pub format: kensa_disk::ImageFormat,
@@ -269,7 +269,7 @@ impl MachineProvider for FileProvider {
     fn read_blocks(&self, snapshot: &Snapshot, index: usize) -> anyhow::Result<VolumeBlocks> {
         let path = snapshot.volume_paths.get(index).ok_or_else(|| anyhow::anyhow!("snapshot has no volume {index}"))?;
         let counters = Arc::new(kensa_disk::block::Counters::default());
-        // Raw, qcow2, VMDK or VHD, detected from content; the device presents the guest disk.
+        // Raw, qcow2, VMDK, VHD or VHDX, detected from content; the device presents the guest disk.
         let (device, format) = kensa_disk::image::open(path, counters.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(VolumeBlocks { name: path.clone(), device, counters, format })
     }

@@ -43,7 +43,7 @@ pub struct ScanArgs {
     #[arg(long)]
     benchmark: Option<String>,
     /// What to check: a root filesystem directory, `/` for this host, or a VM disk image or
-    /// snapshot (raw, qcow2, VMDK; read without mounting). `dir:` / `vm:` prefixes force the kind.
+    /// snapshot (raw, qcow2, VMDK, VHD, VHDX; read without mounting). `dir:` / `vm:` prefixes force the kind.
     target: String,
     /// Another disk of the same machine, when TARGET is a disk image (repeatable): the root is
     /// found on any of them and its /etc/fstab mounts volumes across them (a separate /var disk).

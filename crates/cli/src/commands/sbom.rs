@@ -17,7 +17,7 @@ use crate::target::{open_target, TargetKind};
 ///
 /// TARGET is a directory holding a root filesystem, `/` for this host, a container image
 /// archive (`docker save` tarball, OCI image layout directory or tar), or a virtual machine disk
-/// image (raw, qcow2, VMDK; GPT/MBR/LVM; ext4 or xfs, read without mounting); the kind is
+/// image (raw, qcow2, VMDK, VHD, VHDX; GPT/MBR/LVM; ext4 or xfs, read without mounting); the kind is
 /// detected from the content, or forced with a prefix: `dir:PATH`, `image:PATH`, `vm:PATH`.
 ///
 /// Exit codes: 0 success; 2 the target cannot be opened; 3 the SBOM was written but some package

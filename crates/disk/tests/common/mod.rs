@@ -126,7 +126,7 @@ pub fn fixture() -> Option<Fixture> {
         }
     }
     let tools = kensa_testdata::shared_tools()?;
-    let dir = kensa_testdata::cached_fixture("disk-images-v7", |out| {
+    let dir = kensa_testdata::cached_fixture("disk-images-v8", |out| {
         let tree = out.join("tree");
         let images = out.join("images");
         make_tree(&tree)?;
@@ -211,6 +211,10 @@ fn extra_images(tree: &Path, images: &Path, tools: &Path) -> Result<(), String> 
     // qcow2 variants.
     run(Command::new("qemu-img").args(["convert", "-c", "-f", "raw", "-O", "qcow2"]).arg(img("disk-mbr-ext4.raw")).arg(img("compressed.qcow2")))?;
     run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic"]).arg(img("disk-mbr-ext4.raw")).arg(img("dynamic.vhd")))?;
+    // VHDX: dynamic with 1 MiB blocks (BAT interleaved with sector-bitmap entries every 4,096
+    // payload entries), and fixed.
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic,block_size=1M"]).arg(img("disk-mbr-ext4.raw")).arg(img("dynamic.vhdx")))?;
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=fixed"]).arg(img("inline.ext4")).arg(img("fixed.vhdx")))?;
     run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "qcow2", "-o", "compat=0.10"]).arg(img("disk-gpt-xfs.raw")).arg(img("v2.qcow2")))?;
     let _ = std::fs::remove_file(img("overlay.qcow2"));
     run(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "compressed.qcow2"]).arg(img("overlay.qcow2")).current_dir(images))?;
