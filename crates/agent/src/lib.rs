@@ -221,7 +221,9 @@ impl Agent {
         } else {
             DeepInspection::off()
         };
-        let opts = kensa_inventory::ScanOptions { target_name: Some(self.state.machine_id.clone()), deep_inspection: deep, ..Default::default() };
+        // One thread: the agent shares the host with its workload, and a scan every 30 minutes
+        // has time; faster scans matter for the CLI and the server's agentless scans.
+        let opts = kensa_inventory::ScanOptions { target_name: Some(self.state.machine_id.clone()), deep_inspection: deep, threads: 1, ..Default::default() };
         let mut inv = kensa_inventory::scan(&root, &opts);
         // File lists stay on the host: ownership was settled here and the server never needs them.
         for p in &mut inv.packages {
