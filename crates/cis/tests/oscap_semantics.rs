@@ -437,10 +437,11 @@ fn file_behaviors_recurse_like_openscap() {
 
     let Some(mut o) = o else { return };
     // Climbing up past the tree's root, OpenSCAP (probe root = the tree) goes on into the host's
-    // directories, which it reports with an empty path; kensa stops at the tree's root.
+    // directories, which it reports with an empty path; kensa stops at the tree's root. Whether
+    // OpenSCAP gets that far depends on the host's /tmp, which other tests change while this one
+    // runs (one fresh-clone CI run did not get there), so only the tree's own items are compared.
     let host = o.get_mut("dirs_up").unwrap();
-    assert_eq!(host.first(), Some(&(String::new(), String::new())), "{host:?}");
-    host.remove(0);
+    host.retain(|(path, _)| !path.is_empty());
     let mut problems = Vec::new();
     for (id, _) in &objects {
         if k[*id] != o[*id] {
