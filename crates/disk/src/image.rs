@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::block::{be32, be64, check_range, corrupt, le16, le32, le64, read_pieces, read_vec, BlockDev, Counters, FileDev, Lru};
+use crate::block::{be32, be64, check_range, corrupt, crc32c, le16, le32, le64, read_pieces, read_vec, BlockDev, Counters, FileDev, Lru};
 
 /// Image formats we recognise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -720,19 +720,6 @@ const VHDX_PHYSICAL_SECTOR: [u8; 16] = guid(0xCDA3_48C7, 0x445D, 0x4471, [0x9C, 
 const VHDX_PARENT_LOCATOR: [u8; 16] = guid(0xA8D3_5F2D, 0xB30B, 0x454D, [0xAB, 0xF7, 0xD3, 0xD8, 0x48, 0x34, 0xAB, 0x0C]);
 /// BAT entries per cached page (4 KiB of the table).
 const VHDX_BAT_PAGE: u64 = 512;
-
-/// CRC-32C (Castagnoli), which VHDX headers and region tables carry. crc32fast computes the IEEE
-/// polynomial only, and these few KiB at open time do not justify another crate.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
 
 /// Whether a VHDX structure's CRC-32C (at offset 4, computed with that field zeroed) holds.
 fn vhdx_checksum_ok(mut block: Vec<u8>) -> bool {

@@ -300,17 +300,6 @@ fn tables_pointing_past_the_end_are_named() {
     assert!(e.contains("grain directory entry 0") && e.contains("past the end of the file"), "{e}");
 }
 
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 /// VHDX keeps two checksummed headers: one damaged copy is survived, two are an error naming
 /// their offsets; a header announcing a log to replay is refused rather than read stale.
 #[test]
@@ -328,7 +317,7 @@ fn vhdx_header_copies_and_logs() {
         let h = &mut data[(64 << 10) * (i + 1)..][..4096];
         edit(h);
         h[4..8].fill(0);
-        let crc = crc32c(h);
+        let crc = kensa_disk::block::crc32c(h);
         h[4..8].copy_from_slice(&crc.to_le_bytes());
     };
     assert_eq!(open("ok.vhdx", &original).unwrap(), "kensa-disk-test\n");

@@ -16,17 +16,6 @@ use kensa_disk::{open_image, Limits};
 
 const HEADER: usize = 56;
 
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 fn xfs_db(img: &Path, cmds: &[&str]) -> String {
     let mut c = Command::new("xfs_db");
     c.arg("-r");
@@ -71,7 +60,7 @@ fn fix_remote_symlink(img: &Path, ino: u64, target: &[u8], block_size: u64, uuid
         block[40..48].copy_from_slice(&daddr.to_be_bytes());
         block[HEADER..HEADER + chunk.len()].copy_from_slice(chunk);
         // XFS stores the CRC32C of the block (crc field zeroed) little-endian.
-        let crc = crc32c(&block);
+        let crc = kensa_disk::block::crc32c(&block);
         block[12..16].copy_from_slice(&crc.to_le_bytes());
         let off = byte_off as usize;
         image[off..off + block.len()].copy_from_slice(&block);
