@@ -360,7 +360,7 @@ mod tests {
         let mut cd = Vec::new();
         for (name, data) in entries {
             let offset = out.len() as u32;
-            let mut header = |sig: u32, central: bool| {
+            let header = |sig: u32, central: bool| {
                 let mut h = sig.to_le_bytes().to_vec();
                 if central {
                     h.extend_from_slice(&20u16.to_le_bytes()); // made by
