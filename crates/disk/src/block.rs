@@ -91,6 +91,11 @@ pub struct FileDev {
 
 impl FileDev {
     pub fn open(path: &Path, counters: Arc<Counters>) -> io::Result<Self> {
+        // Checked before opening too: opening a fifo for reading would wait for a writer.
+        let md = std::fs::metadata(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        if !md.is_file() && !std::os::unix::fs::FileTypeExt::is_block_device(&md.file_type()) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a regular file or block device", path.display())));
+        }
         let file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let md = file.metadata()?;
         if !md.is_file() && !std::os::unix::fs::FileTypeExt::is_block_device(&md.file_type()) {

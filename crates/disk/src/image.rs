@@ -1,6 +1,7 @@
 //! Virtual-disk image formats, detected from content (never the file name): raw, qcow2 (v2/v3 with
 //! backing chains, deflate-compressed and zero clusters), VMDK sparse extents (monolithicSparse,
-//! streamOptimized), dynamic VHD and fixed or dynamic VHDX. Each presents the guest disk as a
+//! streamOptimized, and descriptor files with flat or sparse extents), dynamic VHD and fixed or
+//! dynamic VHDX. Each presents the guest disk as a
 //! [`BlockDev`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -20,6 +21,9 @@ pub enum ImageFormat {
     Vhd,
     /// Hyper-V's VHDX, fixed or dynamic.
     Vhdx,
+    /// A VMDK descriptor file and the extent files it names (monolithicFlat, twoGbMaxExtent*,
+    /// ESXi's vmfs): flat extents are raw, sparse ones hosted sparse extents.
+    VmdkDescriptor,
 }
 
 impl std::fmt::Display for ImageFormat {
@@ -30,6 +34,7 @@ impl std::fmt::Display for ImageFormat {
             ImageFormat::VmdkSparse => "vmdk",
             ImageFormat::Vhd => "vhd",
             ImageFormat::Vhdx => "vhdx",
+            ImageFormat::VmdkDescriptor => "vmdk descriptor",
         })
     }
 }
@@ -55,7 +60,7 @@ pub fn detect(dev: &dyn BlockDev) -> io::Result<ImageFormat> {
         return Ok(ImageFormat::VmdkSparse);
     }
     if head.starts_with(b"# Disk DescriptorFile") {
-        return Err(unsupported("a VMDK descriptor file (flat or split extents); convert it with `qemu-img convert -O raw`"));
+        return Ok(ImageFormat::VmdkDescriptor);
     }
     if head.starts_with(b"vhdxfile") {
         return Ok(ImageFormat::Vhdx);
@@ -92,6 +97,7 @@ fn open_chain(path: &Path, counters: Arc<Counters>, seen: &mut HashSet<PathBuf>,
         ImageFormat::VmdkSparse => Arc::new(VmdkSparse::open(file, &canonical)?),
         ImageFormat::Vhd => Arc::new(Vhd::open(file, &canonical)?),
         ImageFormat::Vhdx => Arc::new(Vhdx::open(file, &canonical)?),
+        ImageFormat::VmdkDescriptor => vmdk_descriptor(&*file, &canonical, counters)?,
     };
     Ok((dev, format))
 }
@@ -700,6 +706,99 @@ impl BlockDev for Vhd {
     fn describe(&self) -> String {
         self.name.clone()
     }
+}
+
+// -------------------------------------------------------------------------------- vmdk descriptor
+
+/// Largest VMDK descriptor read (they are a few hundred bytes).
+const MAX_DESCRIPTOR: u64 = 64 << 10;
+/// Most extents in one descriptor (a 2 TB twoGbMaxExtent disk has about 1,000).
+const MAX_EXTENTS: usize = 8192;
+
+/// Reads nothing: a VMDK `ZERO` extent.
+struct ZeroDev(u64);
+
+impl BlockDev for ZeroDev {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
+        check_range(self, off, buf.len())?;
+        buf.fill(0);
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.0
+    }
+    fn describe(&self) -> String {
+        "vmdk zero extent".into()
+    }
+}
+
+/// The disk a VMDK descriptor file describes: its extents laid end to end. Extent files must sit
+/// beside the descriptor (a plain file name), so a descriptor cannot make kensa read other files
+/// of the host; snapshots (a parent disk) are refused.
+fn vmdk_descriptor(file: &dyn BlockDev, path: &Path, counters: Arc<Counters>) -> io::Result<Arc<dyn BlockDev>> {
+    let name = format!("vmdk descriptor {}", path.display());
+    if file.size() > MAX_DESCRIPTOR {
+        return Err(corrupt(format!("{name}: {} bytes is too large for a descriptor file", file.size())));
+    }
+    let text = String::from_utf8_lossy(&read_vec(file, 0, file.size(), MAX_DESCRIPTOR, "vmdk descriptor")?).into_owned();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut segments: Vec<(u64, u64, Arc<dyn BlockDev>, u64)> = Vec::new();
+    let mut pos = 0u64;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        let at = || format!("{name}, line {}", n + 1);
+        if let Some(v) = line.strip_prefix("parentCID=") {
+            if !v.trim().eq_ignore_ascii_case("ffffffff") {
+                return Err(unsupported("a VMDK snapshot (a delta disk that needs its parent); convert it with `qemu-img convert -O raw`"));
+            }
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        if !matches!(words.next(), Some("RW" | "RDONLY" | "NOACCESS")) {
+            continue; // comments, `key=value` lines, the disk database
+        }
+        let sectors: u64 = words.next().and_then(|w| w.parse().ok()).ok_or_else(|| corrupt(format!("{}: extent size is not a number", at())))?;
+        let kind = words.next().ok_or_else(|| corrupt(format!("{}: extent type missing", at())))?;
+        let len = sectors.checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{}: extent size overflows", at())))?;
+        // The quoted file name, then (flat extents) the offset in sectors.
+        let (extent, rest) = match line.split_once('"').and_then(|(_, r)| r.split_once('"')) {
+            Some((f, rest)) => (Some(f), rest),
+            None => (None, ""),
+        };
+        let open_extent = |f: &str| -> io::Result<FileDev> {
+            if f.is_empty() || f.contains('/') || f.contains('\\') || f == "." || f == ".." {
+                return Err(unsupported(&format!("a VMDK extent \"{f}\" outside the descriptor's directory ({})", at())));
+            }
+            FileDev::open(&dir.join(f), counters.clone())
+        };
+        let dev: Arc<dyn BlockDev> = match (kind, extent) {
+            ("FLAT" | "VMFS", Some(f)) => Arc::new(open_extent(f)?),
+            ("SPARSE", Some(f)) => {
+                let extent_path = dir.join(f);
+                let raw: Arc<dyn BlockDev> = Arc::new(open_extent(f)?);
+                if detect(&*raw)? != ImageFormat::VmdkSparse {
+                    return Err(corrupt(format!("{}: sparse extent {f} is not a hosted sparse extent", at())));
+                }
+                Arc::new(VmdkSparse::open(raw, &extent_path)?)
+            }
+            ("ZERO", _) => Arc::new(ZeroDev(len)),
+            ("FLAT" | "VMFS" | "SPARSE", None) => return Err(corrupt(format!("{}: extent file name missing", at()))),
+            (other, _) => return Err(unsupported(&format!("VMDK extent type {other} ({})", at()))),
+        };
+        let offset = match (kind, rest.split_whitespace().next()) {
+            ("FLAT" | "VMFS", Some(o)) => o.parse::<u64>().ok().and_then(|o| o.checked_mul(SECTOR)).ok_or_else(|| corrupt(format!("{}: extent offset {o} is invalid", at())))?,
+            _ => 0,
+        };
+        if segments.len() == MAX_EXTENTS {
+            return Err(corrupt(format!("{name}: more than {MAX_EXTENTS} extents")));
+        }
+        segments.push((pos, len, dev, offset));
+        pos = pos.checked_add(len).ok_or_else(|| corrupt(format!("{}: disk size overflows", at())))?;
+    }
+    if segments.is_empty() {
+        return Err(corrupt(format!("{name}: no extents")));
+    }
+    Ok(Arc::new(crate::block::ConcatDev::new(segments, name)?))
 }
 
 // ------------------------------------------------------------------------------------------- vhdx

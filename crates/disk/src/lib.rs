@@ -130,7 +130,7 @@ pub fn is_disk_image(path: &Path) -> bool {
     let Ok(file) = block::FileDev::open(path, counters) else { return false };
     let file: Arc<dyn BlockDev> = Arc::new(file);
     match image::detect(&*file) {
-        Ok(ImageFormat::Qcow2 | ImageFormat::VmdkSparse | ImageFormat::Vhd | ImageFormat::Vhdx) => return true,
+        Ok(ImageFormat::Qcow2 | ImageFormat::VmdkSparse | ImageFormat::Vhd | ImageFormat::Vhdx | ImageFormat::VmdkDescriptor) => return true,
         Err(e) => return e.kind() == io::ErrorKind::Unsupported,
         Ok(ImageFormat::Raw) => {}
     }

@@ -7,6 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -342,4 +343,42 @@ fn vhdx_header_copies_and_logs() {
         h[8..16].copy_from_slice(&seq.to_le_bytes());
     });
     assert_eq!(open("newer.vhdx", &newer).unwrap(), "kensa-disk-test\n");
+}
+
+/// A VMDK descriptor names extent files: only files beside it, never a snapshot's parent, never
+/// a fifo (opening one would wait for a writer), and never more than the files hold.
+#[test]
+fn vmdk_descriptors_are_confined_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("data.raw"), vec![0u8; 1 << 20]).unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(d.join("sub/inner.raw"), vec![0u8; 1 << 20]).unwrap();
+    assert!(Command::new("mkfifo").arg(d.join("pipe.raw")).status().unwrap().success());
+    let open = |name: &str, extents: &str, parent: &str| {
+        let path = d.join(name);
+        std::fs::write(&path, format!("# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID={parent}\ncreateType=\"monolithicFlat\"\n\n{extents}\n")).unwrap();
+        let p = path.clone();
+        bounded(name.to_string(), move || kensa_disk::open_image(&p, &Limits::default()).map(|_| ()).map_err(|e| e.to_string()))
+    };
+    let err = |name: &str, extents: &str, parent: &str| open(name, extents, parent).unwrap_err();
+    for (name, extent, want) in [
+        ("up.vmdk", r#"RW 2048 FLAT "../data.raw" 0"#, "outside the descriptor's directory"),
+        ("sub.vmdk", r#"RW 2048 FLAT "sub/inner.raw" 0"#, "outside the descriptor's directory"),
+        ("abs.vmdk", r#"RW 2048 FLAT "/etc/hostname" 0"#, "outside the descriptor's directory"),
+        ("missing.vmdk", r#"RW 2048 FLAT "nothere.raw" 0"#, "nothere.raw"),
+        ("fifo.vmdk", r#"RW 2048 FLAT "pipe.raw" 0"#, "not a regular file"),
+        ("long.vmdk", r#"RW 4096 FLAT "data.raw" 0"#, "past the end"),
+        ("offset.vmdk", r#"RW 2048 FLAT "data.raw" 1"#, "past the end"),
+        ("size.vmdk", r#"RW lots FLAT "data.raw" 0"#, "line 7: extent size is not a number"),
+        ("kind.vmdk", r#"RW 2048 VMFSSPARSE "data.raw""#, "extent type VMFSSPARSE"),
+        ("none.vmdk", "", "no extents"),
+    ] {
+        let e = err(name, extent, "ffffffff");
+        assert!(e.contains(want), "{name}: {e}");
+    }
+    assert!(err("snapshot.vmdk", r#"RW 2048 FLAT "data.raw" 0"#, "0badf00d").contains("snapshot"));
+    // Within bounds it opens (no filesystem in zeros, which is the error then).
+    let e = err("ok.vmdk", "RW 2048 FLAT \"data.raw\" 0\nRW 2048 ZERO", "ffffffff");
+    assert!(e.contains("no root filesystem") || e.contains("no filesystem"), "{e}");
 }

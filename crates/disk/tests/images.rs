@@ -57,6 +57,9 @@ image_test!(qcow2_compressed, "compressed.qcow2", ImageFormat::Qcow2, TableKind:
 image_test!(vhd_dynamic, "dynamic.vhd", ImageFormat::Vhd, TableKind::Mbr, "ext4");
 image_test!(vhdx_dynamic, "dynamic.vhdx", ImageFormat::Vhdx, TableKind::Mbr, "ext4");
 image_test!(vhdx_fixed, "fixed.vhdx", ImageFormat::Vhdx, TableKind::None, "ext4");
+image_test!(vmdk_monolithic_flat, "flat.vmdk", ImageFormat::VmdkDescriptor, TableKind::Gpt, "xfs");
+image_test!(vmdk_two_gb_extents_sparse, "split-sparse.vmdk", ImageFormat::VmdkDescriptor, TableKind::Mbr, "ext4");
+image_test!(vmdk_descriptor_flat_and_zero_extents, "extents.vmdk", ImageFormat::VmdkDescriptor, TableKind::Gpt, "ext4");
 image_test!(qcow2_v2, "v2.qcow2", ImageFormat::Qcow2, TableKind::Gpt, "xfs");
 image_test!(disk_without_partition_table, "no-table.raw", ImageFormat::Raw, TableKind::None, "ext4");
 image_test!(qcow2_backing_chain, "overlay.qcow2", ImageFormat::Qcow2, TableKind::Mbr, "ext4");

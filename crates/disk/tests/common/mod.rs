@@ -126,7 +126,7 @@ pub fn fixture() -> Option<Fixture> {
         }
     }
     let tools = kensa_testdata::shared_tools()?;
-    let dir = kensa_testdata::cached_fixture("disk-images-v8", |out| {
+    let dir = kensa_testdata::cached_fixture("disk-images-v10", |out| {
         let tree = out.join("tree");
         let images = out.join("images");
         make_tree(&tree)?;
@@ -215,6 +215,22 @@ fn extra_images(tree: &Path, images: &Path, tools: &Path) -> Result<(), String> 
     // payload entries), and fixed.
     run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic,block_size=1M"]).arg(img("disk-mbr-ext4.raw")).arg(img("dynamic.vhdx")))?;
     run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=fixed"]).arg(img("inline.ext4")).arg(img("fixed.vhdx")))?;
+    // VMDK descriptors with extent files: qemu-img's monolithicFlat; twoGbMaxExtentSparse of a
+    // disk grown past 4 GiB (three sparse extents); a hand-written descriptor splitting a raw
+    // disk into two flat extents at an odd sector inside its root filesystem (which starts at
+    // 111 MiB), then a ZERO extent.
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat"]).arg(img("disk-gpt-xfs.raw")).arg(img("flat.vmdk")))?;
+    run(Command::new("cp").arg("--sparse=always").arg(img("disk-mbr-ext4.raw")).arg(img("grown.raw")))?;
+    std::fs::OpenOptions::new().write(true).open(img("grown.raw")).and_then(|f| f.set_len(4600 * MIB)).map_err(|e| e.to_string())?;
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse"]).arg(img("grown.raw")).arg(img("split-sparse.vmdk")))?;
+    std::fs::remove_file(img("grown.raw")).map_err(|e| e.to_string())?;
+    let sectors = std::fs::metadata(img("disk-gpt-ext4.raw")).map_err(|e| e.to_string())?.len() / 512;
+    let first = 303_111;
+    std::fs::write(
+        img("extents.vmdk"),
+        format!("# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n# Extent description\nRW {first} FLAT \"disk-gpt-ext4.raw\" 0\nRW {} FLAT \"disk-gpt-ext4.raw\" {first}\nRW 2048 ZERO\n\n# The Disk Data Base\n#DDB\nddb.adapterType = \"lsilogic\"\n", sectors - first),
+    )
+    .map_err(|e| e.to_string())?;
     run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "qcow2", "-o", "compat=0.10"]).arg(img("disk-gpt-xfs.raw")).arg(img("v2.qcow2")))?;
     let _ = std::fs::remove_file(img("overlay.qcow2"));
     run(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "compressed.qcow2"]).arg(img("overlay.qcow2")).current_dir(images))?;
