@@ -8,28 +8,18 @@
 //!
 //! `cargo bench -p kensa-disk --bench big_dirs`
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::process::Command;
+
+use common::{index_directories, run, write};
 use std::time::{Duration, Instant};
 
 use kensa_disk::{open_image, Limits};
 use kensa_fs::Root;
 use kensa_inventory::ScanOptions;
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    // e2fsck exits 1 when it changed the filesystem (as -D does).
-    if matches!(out.status.code(), Some(0)) || (cmd.get_program() == "e2fsck" && out.status.code() == Some(1)) {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
-fn write(path: &Path, data: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, data).unwrap();
-}
 
 fn build(out: &Path) -> Result<(), String> {
     let tools = kensa_testdata::shared_tools().ok_or("no ../shared/tools")?;
@@ -56,7 +46,7 @@ fn build(out: &Path) -> Result<(), String> {
     }
     let ext4 = out.join("big.ext4");
     run(Command::new("mkfs.ext4").args(["-q", "-F", "-t", "ext4", "-d"]).arg(&tree).arg(&ext4).arg("400M"))?;
-    run(Command::new("e2fsck").args(["-f", "-y", "-D"]).arg(&ext4))?;
+    index_directories(&ext4)?;
     let proto = Command::new("python3").arg(tools.join("xfs-protofile.py")).arg(&tree).output().map_err(|e| e.to_string())?;
     std::fs::write(out.join("big.proto"), &proto.stdout).map_err(|e| e.to_string())?;
     let xfs = out.join("big.xfs");

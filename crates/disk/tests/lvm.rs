@@ -27,6 +27,27 @@ fn lvm(args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// The volume group's extent layout and its `root` LV's segments, as the LVM tools report them:
+/// (first byte of extents on a PV, extent size, [(LV extent, length in extents, PV device, PV
+/// extent)]).
+fn root_segments(vg: &str, pv: &str) -> Result<(u64, u64, Vec<(u64, u64, String, u64)>, String), String> {
+    let out = lvm(&["pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start,vg_extent_size", pv])?;
+    let nums: Vec<u64> = out.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    let (pe_start, extent) = (nums[0], nums[1]);
+    let segs = lvm(&["lvs", "--segments", "--noheadings", "-o", "lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges", vg])?;
+    let mut root = Vec::new();
+    for line in segs.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first() != Some(&"root") {
+            continue;
+        }
+        let (dev, range) = f[3].rsplit_once(':').ok_or_else(|| format!("no device in {line}"))?;
+        let pe: u64 = range.split('-').next().unwrap().parse().unwrap();
+        root.push((f[1].parse().unwrap(), f[2].parse().unwrap(), dev.to_string(), pe));
+    }
+    Ok((pe_start, extent, root, segs))
+}
+
 /// Copies `len` bytes of `from` at `skip` into `to` at `seek` (an LV segment's extents), sparse.
 fn copy_range(from: &Path, skip: u64, len: u64, to: &Path, seek: u64) -> Result<(), String> {
     let st = Command::new("dd")
@@ -65,22 +86,11 @@ fn build(fs_image: &Path, out: &Path) -> Result<(), String> {
         lvm(&["lvcreate", "--activate", "n", "--zero", "n", "-L", "100M", "-n", "root", "kensavg"])?;
         lvm(&["lvcreate", "--activate", "n", "--zero", "n", "-L", "8M", "-n", "pad", "kensavg"])?;
         lvm(&["lvextend", "-L", "+100M", "kensavg/root"])?;
-        let pv = lvm(&["pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start,vg_extent_size", &loopdev])?;
-        let nums: Vec<u64> = pv.split_whitespace().filter_map(|n| n.parse().ok()).collect();
-        let (pe_start, extent) = (nums[0], nums[1]);
-        let segs = lvm(&["lvs", "--segments", "--noheadings", "-o", "lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges", "kensavg"])?;
-        let mut segments = 0;
-        for line in segs.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.first() != Some(&"root") {
-                continue;
-            }
-            let lv_start: u64 = f[1].parse().unwrap();
-            let len: u64 = f[2].parse().unwrap();
-            let pe: u64 = f[3].rsplit(':').next().unwrap().split('-').next().unwrap().parse().unwrap();
+        let (pe_start, extent, root, segs) = root_segments("kensavg", &loopdev)?;
+        for (lv_start, len, _, pe) in &root {
             copy_range(fs_image, lv_start * extent, len * extent, &disk, MIB + pe_start + pe * extent)?;
-            segments += 1;
         }
+        let segments = root.len();
         if segments != 2 {
             return Err(format!("expected the root LV in 2 segments, lvs said: {segs}"));
         }
@@ -140,20 +150,9 @@ fn build_spanning(fs_image: &Path, out: &Path) -> Result<(), String> {
         }
         lvm(&["vgcreate", "kensaspan", &loops[0], &loops[1]])?;
         lvm(&["lvcreate", "--activate", "n", "--zero", "n", "-L", "200M", "-n", "root", "kensaspan"])?;
-        let pv = lvm(&["pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start,vg_extent_size", &loops[0]])?;
-        let nums: Vec<u64> = pv.split_whitespace().filter_map(|n| n.parse().ok()).collect();
-        let (pe_start, extent) = (nums[0], nums[1]);
-        let segs = lvm(&["lvs", "--segments", "--noheadings", "-o", "lv_name,seg_start_pe,seg_size_pe,seg_pe_ranges", "kensaspan"])?;
+        let (pe_start, extent, root, segs) = root_segments("kensaspan", &loops[0])?;
         let mut on_disk = [0, 0];
-        for line in segs.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.first() != Some(&"root") {
-                continue;
-            }
-            let lv_start: u64 = f[1].parse().unwrap();
-            let len: u64 = f[2].parse().unwrap();
-            let (dev, range) = f[3].rsplit_once(':').unwrap();
-            let pe: u64 = range.split('-').next().unwrap().parse().unwrap();
+        for (lv_start, len, dev, pe) in &root {
             let which = loops.iter().position(|l| l == dev).ok_or_else(|| format!("segment on unknown device {dev}"))?;
             on_disk[which] += 1;
             copy_range(fs_image, lv_start * extent, len * extent, &disks[which], pe_start + pe * extent)?;

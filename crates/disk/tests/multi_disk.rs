@@ -2,28 +2,22 @@
 //! /etc/fstab mounts volumes from the other disks (by UUID, by LABEL), whatever their container
 //! format. Images are made by the real tools (mkfs.ext4 -d, qemu-img), nothing is mounted.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::{run, write};
 
 use kensa_disk::{open_images, ImageFormat, Limits, TableKind};
 
 const VAR_UUID: &str = "0b5e7a52-1d2c-4a7e-9a43-5c0ffee00002";
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
 fn mkfs_ext4(tree: &Path, image: &Path, extra: &[&str]) {
     let f = std::fs::File::create(image).unwrap();
     f.set_len(64 << 20).unwrap();
     drop(f);
-    run(Command::new("mkfs.ext4").args(["-q", "-F", "-E", "root_owner=0:0"]).args(extra).arg("-d").arg(tree).arg(image));
+    run(Command::new("mkfs.ext4").args(["-q", "-F", "-E", "root_owner=0:0"]).args(extra).arg("-d").arg(tree).arg(image)).unwrap();
 }
 
 struct Disks {
@@ -57,7 +51,7 @@ fn make_disks() -> Option<Disks> {
     mkfs_ext4(&t.join("var"), &disks.var, &["-U", VAR_UUID]);
     let opt_raw = t.join("opt.ext4");
     mkfs_ext4(&t.join("opt"), &opt_raw, &["-L", "opt-data"]);
-    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "qcow2"]).arg(&opt_raw).arg(&disks.opt));
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "qcow2"]).arg(&opt_raw).arg(&disks.opt)).unwrap();
     Some(disks)
 }
 

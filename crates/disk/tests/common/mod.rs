@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 pub const MIB: u64 = 1 << 20;
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+pub fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if out.status.success() {
         Ok(())
@@ -23,9 +23,19 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-fn write(path: &Path, data: &[u8]) {
+pub fn write(path: &Path, data: impl AsRef<[u8]>) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, data).unwrap();
+}
+
+/// Rebuilds an ext4 image's directories as htree (dir_index) with `e2fsck -D`: `mkfs.ext4 -d`
+/// writes linear ones. e2fsck exits 1 when it changed the filesystem, as -D does.
+pub fn index_directories(image: &Path) -> Result<(), String> {
+    let st = Command::new("e2fsck").args(["-f", "-y", "-D"]).arg(image).output().map_err(|e| e.to_string())?;
+    if !matches!(st.status.code(), Some(0 | 1)) {
+        return Err(format!("e2fsck -D: {}", String::from_utf8_lossy(&st.stdout)));
+    }
+    Ok(())
 }
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -184,10 +194,7 @@ fn extra_images(tree: &Path, images: &Path, tools: &Path) -> Result<(), String> 
     mkfs_ext("plain.ext3", &["-t", "ext3"])?;
     // mkfs.ext4 -d writes linear directories; e2fsck -D rebuilds them as htree (dir_index).
     run(Command::new("cp").arg("--sparse=always").arg(img("root.ext4")).arg(img("htree.ext4")))?;
-    let st = Command::new("e2fsck").args(["-f", "-y", "-D"]).arg(img("htree.ext4")).output().map_err(|e| e.to_string())?;
-    if !matches!(st.status.code(), Some(0 | 1)) {
-        return Err(format!("e2fsck -D: {}", String::from_utf8_lossy(&st.stdout)));
-    }
+    index_directories(&img("htree.ext4"))?;
     mkfs_ext("bigblock.ext4", &["-t", "ext4", "-b", "1024", "-O", "^flex_bg,meta_bg,^resize_inode"])?;
     // xfs v4 (no CRCs, no ftype) from the same protofile.
     let proto = images.join("v4.proto");
