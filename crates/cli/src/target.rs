@@ -102,7 +102,7 @@ pub fn open_target(spec: &str, more_disks: &[PathBuf]) -> anyhow::Result<Target>
         TargetKind::Disk => {
             let disks: Vec<PathBuf> = std::iter::once(path).chain(more_disks.iter().cloned()).collect();
             let disk = kensa_disk::open_images(&disks, &kensa_disk::Limits::default())?;
-            Ok(Target { root: disk.root, name, kind, warnings: disk.notes })
+            Ok(Target { root: disk.root, name, kind, warnings: disk.notes.iter().map(|n| n.to_string()).collect() })
         }
     }
 }

@@ -81,8 +81,9 @@ pub struct DiskTarget {
     pub table: TableKind,
     pub volumes: Vec<Volume>,
     /// Eligibility and completeness notes, in plain words (unsupported filesystems, ext2, an
-    /// unreplayed journal, fstab entries with no volume in the image, ...).
-    pub notes: Vec<String>,
+    /// unreplayed journal, fstab entries with no volume in the image, ...), each with the disk it
+    /// concerns.
+    pub notes: Vec<Note>,
     counters: Vec<Arc<Counters>>,
 }
 
@@ -116,6 +117,29 @@ pub enum DiskError {
     Ineligible { path: PathBuf, reason: String },
     #[error("{path}: no root filesystem found (no volume has etc/os-release); volumes: {volumes}")]
     NoRoot { path: PathBuf, volumes: String },
+}
+
+/// One of [`DiskTarget::notes`]: what it says, and which of the machine's disks it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// The disk (0 for the first) the note is about; `None` for the machine as a whole.
+    pub disk: Option<usize>,
+    pub message: String,
+}
+
+impl Note {
+    fn on(disk: usize, message: String) -> Self {
+        Note { disk: Some(disk), message }
+    }
+    fn machine(message: String) -> Self {
+        Note { disk: None, message }
+    }
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 pub(crate) fn uuid_string(b: &[u8]) -> String {
@@ -255,7 +279,7 @@ pub fn open_block_devices(disks: Vec<DiskInput>, limits: &Limits) -> Result<Disk
     for (index, d) in disks.into_iter().enumerate() {
         let prefix = if multi { format!("disk {} ", index + 1) } else { String::new() };
         let before = found.len();
-        let table = collect_disk_volumes(d.dev, d.counters, cache_share, &d.name, &prefix, &mut found, &mut notes)?;
+        let table = collect_disk_volumes(d.dev, d.counters, cache_share, &d.name, index, &prefix, &mut found, &mut notes)?;
         tables.push(table);
         formats.push(d.format);
         for (v, _) in &mut found[before..] {
@@ -272,9 +296,10 @@ fn collect_disk_volumes(
     counters: Arc<Counters>,
     cache_bytes: u64,
     path: &Path,
+    index: usize,
     prefix: &str,
     found: &mut Vec<(Volume, Arc<dyn BlockDev>)>,
-    notes: &mut Vec<String>,
+    notes: &mut Vec<Note>,
 ) -> Result<TableKind, DiskError> {
     let io_err = |source: io::Error| DiskError::Io { path: path.to_path_buf(), source };
     let uncached = disk.clone();
@@ -284,7 +309,7 @@ fn collect_disk_volumes(
         let whole = ext4::probe(&*disk) || xfs::probe(&*disk) || matches!(lvm::probe(&disk), Ok(Some(_))) || probe_other(&*disk).is_some();
         match (whole, if whole { None } else { find_lost_filesystem(&*uncached) }) {
             (false, Some(off)) => {
-                notes.push(format!("{prefix}no partition table; a filesystem was found by its signature at offset {off}"));
+                notes.push(Note::on(index, format!("{prefix}no partition table; a filesystem was found by its signature at offset {off}")));
                 let name = format!("{prefix}filesystem at offset {off}");
                 let dev = SliceDev::new(disk.clone(), off, disk.size() - off, name.clone()).map_err(io_err)?;
                 found.push((blank_volume(name, None, disk.size() - off), Arc::new(dev)));
@@ -300,7 +325,7 @@ fn collect_disk_volumes(
         let dev: Arc<dyn BlockDev> = match SliceDev::new(disk.clone(), p.start, p.size, name.clone()) {
             Ok(d) => Arc::new(d),
             Err(e) => {
-                notes.push(format!("{name} skipped: {e}"));
+                notes.push(Note::on(index, format!("{name} skipped: {e}")));
                 continue;
             }
         };
@@ -323,7 +348,7 @@ fn assemble(
     fs_counters: Arc<Counters>,
     path: &Path,
     limits: &Limits,
-    mut notes: Vec<String>,
+    mut notes: Vec<Note>,
 ) -> Result<DiskTarget, DiskError> {
     // LVM: physical volumes first, then their logical volumes join the list.
     let mut pvs = Vec::new();
@@ -337,7 +362,7 @@ fn assemble(
                 pvs.push(pv);
             }
             Ok(None) => {}
-            Err(e) => notes.push(format!("{}: LVM label unreadable: {e}", v.name)),
+            Err(e) => notes.push(Note::on(v.disk, format!("{}: LVM label unreadable: {e}", v.name))),
         }
     }
     if !pvs.is_empty() {
@@ -352,11 +377,11 @@ fn assemble(
                             v.part_label = Some(format!("{}/{}", lv.vg, lv.name));
                             found.push((v, dev));
                         }
-                        Err(reason) => notes.push(format!("{name} not read: {reason}")),
+                        Err(reason) => notes.push(Note::machine(format!("{name} not read: {reason}"))),
                     }
                 }
             }
-            Err(e) => notes.push(format!("LVM metadata unreadable: {e}")),
+            Err(e) => notes.push(Note::machine(format!("LVM metadata unreadable: {e}"))),
         }
     }
 
@@ -383,10 +408,10 @@ fn assemble(
                 v.label = Some(info.label).filter(|l| !l.is_empty());
                 v.scanned = true;
                 if info.kind == "ext2" {
-                    notes.push(format!("{}: ext2 is read, but agentless scanning supports ext3, ext4 and xfs only", v.name));
+                    notes.push(Note::on(v.disk, format!("{}: ext2 is read, but agentless scanning supports ext3, ext4 and xfs only", v.name)));
                 }
                 if info.needs_recovery {
-                    notes.push(format!("{}: the {} journal needs recovery (image of a running machine); it is not replayed, so the newest writes may be missing", v.name, info.kind));
+                    notes.push(Note::on(v.disk, format!("{}: the {} journal needs recovery (image of a running machine); it is not replayed, so the newest writes may be missing", v.name, info.kind)));
                 }
                 filesystems.push((volumes.len(), Arc::new(fs)));
             }
@@ -403,11 +428,11 @@ fn assemble(
                 v.fs_type = kind.map(String::from);
                 if let Some(k) = kind {
                     if k != "swap" {
-                        notes.push(format!("{}: unsupported filesystem {k} (only ext3, ext4 and xfs are scanned)", v.name));
+                        notes.push(Note::on(v.disk, format!("{}: unsupported filesystem {k} (only ext3, ext4 and xfs are scanned)", v.name)));
                     }
                 }
             }
-            Content::Failed(e) => notes.push(format!("{}: filesystem unreadable: {e}", v.name)),
+            Content::Failed(e) => notes.push(Note::on(v.disk, format!("{}: filesystem unreadable: {e}", v.name))),
         }
         volumes.push(v);
     }
@@ -426,7 +451,7 @@ fn assemble(
         // Why a volume could not be read (an LV missing a physical volume, a corrupt superblock)
         // is usually the answer to "why no root".
         if !notes.is_empty() {
-            volumes = format!("{volumes} ({})", notes.join("; "));
+            volumes = format!("{volumes} ({})", notes.iter().map(|n| n.message.as_str()).collect::<Vec<_>>().join("; "));
         }
         return Err(DiskError::NoRoot { path: path.to_path_buf(), volumes });
     };
@@ -434,7 +459,7 @@ fn assemble(
     volumes[root_vol].mount_point = Some(PathBuf::from("/"));
     let root_only = Root::from_arc(root_fs.clone());
     if !root_only.exists("/etc/os-release") && !root_only.exists("/usr/lib/os-release") {
-        notes.push(format!("{}: no etc/os-release; scanned as the root filesystem because it is the only one", volumes[root_vol].name));
+        notes.push(Note::on(volumes[root_vol].disk, format!("{}: no etc/os-release; scanned as the root filesystem because it is the only one", volumes[root_vol].name)));
     }
 
     let mut mounts: Vec<(PathBuf, Arc<dyn RawFs>)> = Vec::new();
@@ -445,7 +470,7 @@ fn assemble(
             }
             let Some(vi) = volumes.iter().position(|v| matches_spec(v, &entry.spec)) else {
                 let what = if tables.len() == 1 { "this image has" } else { "these disks have" };
-                notes.push(format!("/etc/fstab mounts {} on {} but {what} no such volume", entry.spec, entry.mount_point.display()));
+                notes.push(Note::machine(format!("/etc/fstab mounts {} on {} but {what} no such volume", entry.spec, entry.mount_point.display())));
                 continue;
             };
             match filesystems.iter().find(|(i, _)| *i == vi) {
@@ -457,7 +482,7 @@ fn assemble(
                 None => {
                     volumes[vi].mount_point = Some(entry.mount_point.clone());
                     if !matches!(volumes[vi].fs_type.as_deref(), Some("vfat")) {
-                        notes.push(format!("{} ({}) on {} is not scanned", volumes[vi].name, volumes[vi].fs_type.as_deref().unwrap_or("unknown"), entry.mount_point.display()));
+                        notes.push(Note::on(volumes[vi].disk, format!("{} ({}) on {} is not scanned", volumes[vi].name, volumes[vi].fs_type.as_deref().unwrap_or("unknown"), entry.mount_point.display())));
                     }
                 }
             }
@@ -466,7 +491,7 @@ fn assemble(
     for (i, v) in volumes.iter_mut().enumerate() {
         if v.scanned && v.mount_point.is_none() && i != root_vol {
             v.scanned = false;
-            notes.push(format!("{} ({}) is not mounted by /etc/fstab and is not scanned", v.name, v.fs_type.as_deref().unwrap_or("unknown")));
+            notes.push(Note::on(v.disk, format!("{} ({}) is not mounted by /etc/fstab and is not scanned", v.name, v.fs_type.as_deref().unwrap_or("unknown"))));
         }
     }
     let fs: Arc<dyn RawFs> = if mounts.is_empty() { root_fs } else { Arc::new(mount::MountFs::new(root_fs, mounts, fs_counters)) };

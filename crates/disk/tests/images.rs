@@ -77,7 +77,7 @@ fn htree_fixture_really_has_indexed_directories() {
 fn ext2_is_flagged_for_eligibility() {
     let Some(fx) = fixture() else { return };
     let t = open_image(&fx.image("plain.ext2"), &Limits::default()).unwrap();
-    assert!(t.notes.iter().any(|n| n.contains("ext2") && n.contains("ext3, ext4 and xfs")), "{:?}", t.notes);
+    assert!(t.notes.iter().any(|n| n.message.contains("ext2") && n.message.contains("ext3, ext4 and xfs")), "{:?}", t.notes);
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn volumes_are_listed_with_ids() {
     assert_eq!(root.label.as_deref(), Some("rootfs"));
     assert_eq!(root.part_uuid.as_deref(), Some("6d1d2a9e-0000-4000-8000-0000000000e3"));
     assert_eq!(root.part_label.as_deref(), Some("cloudimg-rootfs"));
-    assert!(t.notes.iter().any(|n| n.contains("partition 15") && n.contains("vfat")), "{:?}", t.notes);
+    assert!(t.notes.iter().any(|n| n.message.contains("partition 15") && n.message.contains("vfat") && n.disk == Some(0)), "{:?}", t.notes);
     let mbr = open_image(&fx.image("mbr-logical.raw"), &Limits::default()).unwrap();
     let parts: Vec<_> = mbr.volumes.iter().map(|v| (v.partition, v.part_uuid.clone())).collect();
     assert_eq!(parts, vec![(Some(1), Some("0badcafe-01".into())), (Some(5), Some("0badcafe-05".into())), (Some(6), Some("0badcafe-06".into()))]);
@@ -104,7 +104,7 @@ fn fstab_mounts_compose_the_tree() {
     let var = t.volumes.iter().find(|v| v.partition == Some(2)).unwrap();
     assert_eq!(var.fs_type.as_deref(), Some("xfs"));
     assert_eq!(var.mount_point.as_deref(), Some(Path::new("/var")));
-    assert!(t.notes.iter().any(|n| n.contains("/home") && n.contains("no such volume")), "{:?}", t.notes);
+    assert!(t.notes.iter().any(|n| n.message.contains("/home") && n.message.contains("no such volume") && n.disk.is_none()), "{:?}", t.notes);
     let mut got = fs_tree(&**t.root.raw());
     got.remove(Path::new("/lost+found"));
     let mut expected = host_tree(&fx.tree);

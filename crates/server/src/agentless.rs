@@ -195,15 +195,9 @@ fn read_snapshot(
     };
     let root_disk = target.volumes.iter().find(|v| v.mount_point.as_deref() == Some(std::path::Path::new("/"))).map_or(0, |v| v.disk);
     tracing::info!("machine {}: root filesystem on {} ({} image)", m.id, paths[root_disk].display(), target.format);
-    // Notes about one disk ("disk 2 partition 1 (vfat) ...") are filed under that volume's path.
-    let note_path = |note: &str| -> PathBuf {
-        let n = note.strip_prefix("disk ").and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|d| d.parse::<usize>().ok());
-        match n {
-            Some(n) if paths.len() > 1 && (1..=paths.len()).contains(&n) => paths[n - 1].clone(),
-            _ => paths[root_disk].clone(),
-        }
-    };
-    let notes: Vec<(PathBuf, String)> = target.notes.iter().map(|n| (note_path(n), n.clone())).collect();
+    // A note about one disk is filed under that volume's path; one about the machine, under the
+    // root's.
+    let notes: Vec<(PathBuf, String)> = target.notes.iter().map(|n| (paths[n.disk.unwrap_or(root_disk)].clone(), n.message.clone())).collect();
     let opts = kensa_inventory::ScanOptions {
         target_name: Some(m.id.clone()),
         deep_inspection: kensa_inventory::lang::DeepInspection::all(),
