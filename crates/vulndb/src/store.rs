@@ -152,7 +152,11 @@ impl VulnDb {
         let id = id.trim();
         let mut records = self.records(id)?;
         let referencing = self.referencing_ids(id)?;
-        if records.is_empty() {
+        // With no record of its own, an id (typically a CVE) is shown through the advisories that
+        // name it. Their own `related` lists hold the other CVEs fixed by the same update, which
+        // are not related to this one, so only the advisories themselves are kept (as aliases).
+        let through_advisories = records.is_empty();
+        if through_advisories {
             for other in &referencing {
                 records.extend(self.records(other)?);
             }
@@ -175,6 +179,10 @@ impl VulnDb {
             }
         }
         merged.aliases.retain(|a| a != id);
+        if through_advisories {
+            merged.related.clear();
+        }
+        merged.related.retain(|r| r != id && !merged.aliases.contains(r));
         Ok(Some(merged))
     }
 

@@ -113,6 +113,24 @@ fn almalinux_osv_tarballs() {
             }
         }
     }
+    // A CVE with no record of its own is shown through the advisories that name it: those are
+    // its related ids, and the other CVEs the same updates fix are not (ALSA-2023:7034 fixes
+    // CVE-2007-4559 as well).
+    let cve = "CVE-2023-32681";
+    let mut naming = std::collections::BTreeSet::new();
+    for file in ["almalinux8.tar.gz", "almalinux9.tar.gz"] {
+        for (_, text) in tar_members(&dir.join(file)) {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let names = |k: &str| v[k].as_array().is_some_and(|a| a.iter().any(|x| x == cve));
+            if names("aliases") || names("related") {
+                naming.insert(v["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert!(naming.contains("ALSA-2023:7034"), "{naming:?}");
+    let v = db.vulnerability(cve).unwrap().unwrap();
+    let shown: std::collections::BTreeSet<String> = v.aliases.iter().chain(v.related.iter()).cloned().collect();
+    assert_eq!(shown, naming);
     // Lookup by package finds the record with its fixed version.
     let hits = db.affected("AlmaLinux:9", "qatzip").unwrap();
     assert!(hits.iter().any(|a| a.vuln_id == "ALBA-2022:8256" && a.fixed_versions() == ["1.0.9-1.el9"]), "{hits:?}");
