@@ -204,16 +204,10 @@ fn symlink_looks_relevant(name: &str) -> bool {
     name == "package.json" || name.ends_with(".egg-info") || name.ends_with(".dist-info") || name.ends_with(".egg") || has_java_extension(name)
 }
 
-/// The result of the one walk: every candidate, in walk order, and problems met on the way.
-#[derive(Debug, Default)]
-pub struct Candidates {
-    pub files: Vec<Candidate>,
-    pub warnings: Vec<Warning>,
-}
-
-/// Walks the paths of `policy` once and classifies what it finds.
-pub fn collect_candidates(root: &Root, policy: &DeepInspection) -> Candidates {
-    let mut out = Candidates::default();
+/// Walks the paths of `policy` once and classifies what it finds: `found` gets every candidate,
+/// in walk order, as soon as it is seen. Returns the problems met on the way.
+pub fn walk_candidates(root: &Root, policy: &DeepInspection, mut found: impl FnMut(Candidate)) -> Vec<Warning> {
+    let mut warnings = Vec::new();
     let opts = WalkOptions::standard();
     // Resolve the start paths inside the root; drop the missing ones and those inside another.
     let mut starts: Vec<PathBuf> = Vec::new();
@@ -225,7 +219,7 @@ pub fn collect_candidates(root: &Root, policy: &DeepInspection) -> Candidates {
                 }
             }
             Err(e) if e.is_not_found() => {}
-            Err(e) => out.warnings.push(warning("deep-inspection", &p.to_string_lossy(), e.to_string(), false)),
+            Err(e) => warnings.push(warning("deep-inspection", &p.to_string_lossy(), e.to_string(), false)),
         }
     }
     starts.sort();
@@ -239,14 +233,14 @@ pub fn collect_candidates(root: &Root, policy: &DeepInspection) -> Candidates {
             };
             if let Some(c) = classify(&entry.path, entry.file_type) {
                 let is_dir = matches!(c, Candidate::PythonMetadataDir(_));
-                out.files.push(c);
+                found(c);
                 return if is_dir { Visit::SkipDir } else { Visit::Continue };
             }
             match entry.file_type {
                 FileType::File => {
                     if let Ok(md) = raw.lstat(&entry.path) {
                         if md.is_executable() && md.size >= binary::MIN_ELF_SIZE {
-                            out.files.push(Candidate::Executable(entry.path.clone()));
+                            found(Candidate::Executable(entry.path.clone()));
                         }
                     }
                 }
@@ -255,7 +249,7 @@ pub fn collect_candidates(root: &Root, policy: &DeepInspection) -> Candidates {
                     // that cannot be resolved (a loop) is worth a warning.
                     if let Err(e) = root.canonicalize(&entry.path) {
                         if !e.is_not_found() {
-                            out.warnings.push(warning("deep-inspection", &entry.path.to_string_lossy(), e.to_string(), false));
+                            warnings.push(warning("deep-inspection", &entry.path.to_string_lossy(), e.to_string(), false));
                         }
                     }
                 }
@@ -264,10 +258,10 @@ pub fn collect_candidates(root: &Root, policy: &DeepInspection) -> Candidates {
             Visit::Continue
         });
         for e in errors {
-            out.warnings.push(warning("deep-inspection", "", e.to_string(), false));
+            warnings.push(warning("deep-inspection", "", e.to_string(), false));
         }
     }
-    out
+    warnings
 }
 
 pub(crate) fn warning(cataloger: &str, path: &str, message: impl Into<String>, partial: bool) -> Warning {
@@ -315,8 +309,6 @@ pub fn catalog_with_limits(ctx: &CatalogContext<'_>, policy: &DeepInspection, li
     if policy.mode == DeepInspectionMode::Off {
         return;
     }
-    let found = collect_candidates(ctx.root, policy);
-    inv.warnings.extend(found.warnings);
     /// What cataloging one file found.
     type Found = (Vec<Package>, Vec<Warning>);
     let one = |c: &Candidate| -> Found {
@@ -331,29 +323,43 @@ pub fn catalog_with_limits(ctx: &CatalogContext<'_>, policy: &DeepInspection, li
         }
         (packages, warnings)
     };
-    let threads = threads.clamp(1, found.files.len().max(1));
-    let mut results: Vec<(usize, Found)> = if threads == 1 {
-        found.files.iter().map(one).enumerate().collect()
+    let (walk_warnings, mut results): (Vec<Warning>, Vec<(usize, Found)>) = if threads <= 1 {
+        let mut files = Vec::new();
+        let walk_warnings = walk_candidates(ctx.root, policy, |c| files.push(c));
+        (walk_warnings, files.iter().map(one).enumerate().collect())
     } else {
-        // Workers take the next file in walk order; results are put back in that order.
-        let next = std::sync::atomic::AtomicUsize::new(0);
+        // The walk hands each file to the workers as it finds it, so cataloging overlaps the walk
+        // (in disk images both mostly wait on inflating); results are put back in walk order.
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Candidate)>();
+        let rx = &std::sync::Mutex::new(rx);
+        // `tx` moves into the scope's closure: a panicking walk drops it and the workers stop.
         std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
-                    s.spawn(|| {
+                    s.spawn(move || {
                         let mut done = Vec::new();
                         loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(c) = found.files.get(i) else { break };
-                            done.push((i, one(c)));
+                            // The lock is held only while waiting for the next file.
+                            let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            let Ok((i, c)) = next else { break };
+                            done.push((i, one(&c)));
                         }
                         done
                     })
                 })
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+            let mut n = 0;
+            let walk_warnings = walk_candidates(ctx.root, policy, |c| {
+                // The workers outlive the walk, so the channel is open.
+                let _ = tx.send((n, c));
+                n += 1;
+            });
+            drop(tx);
+            let results = workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect();
+            (walk_warnings, results)
         })
     };
+    inv.warnings.extend(walk_warnings);
     results.sort_by_key(|(i, _)| *i);
     for (_, (packages, warnings)) in results {
         inv.packages.extend(packages);
