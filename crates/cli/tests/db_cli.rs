@@ -97,6 +97,32 @@ fn import_then_search_matches_the_source_records() {
 }
 
 /// Serves `responses` (status line, body) to successive connections on 127.0.0.1, then stops.
+#[test]
+fn a_record_without_cvss_shows_its_cves_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("vuln.db");
+    let dir = tmp.path().join("osv");
+    std::fs::create_dir_all(&dir).unwrap();
+    let affected = r#""affected":[{"package":{"ecosystem":"PyPI","name":"foo"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.2"}]}]}]"#;
+    // A PYSEC record carries no score; the CVE it aliases does.
+    std::fs::write(dir.join("PYSEC-2099-1.json"), format!(r#"{{"id":"PYSEC-2099-1","modified":"2024-01-01T00:00:00Z","aliases":["CVE-2099-1234"],{affected}}}"#)).unwrap();
+    std::fs::write(
+        dir.join("CVE-2099-1234.json"),
+        format!(r#"{{"id":"CVE-2099-1234","modified":"2024-01-01T00:00:00Z","severity":[{{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}}],{affected}}}"#),
+    )
+    .unwrap();
+    let (code, out, err) = kensa(&db, &["import", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = kensa(&db, &["search", "PYSEC-2099-1", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cvss3"]["baseScore"], 9.8, "{out}");
+    assert_eq!(v["cvss"].as_array().unwrap().len(), 1, "{out}");
+    let (code, table, _) = kensa(&db, &["search", "PYSEC-2099-1"]);
+    assert_eq!(code, 0);
+    assert!(table.contains("9.8") && table.contains("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"), "{table}");
+}
+
 fn serve(responses: Vec<(&'static str, Vec<u8>)>) -> (String, std::thread::JoinHandle<()>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -7,9 +7,28 @@ use serde_json::{json, Value};
 use crate::{Result, Severity, SeverityKind, VulnDb, Vulnerability};
 
 /// The score of `kind` to show: NVD's when present, else the first source's.
-pub fn pick_severity(v: &Vulnerability, kind: SeverityKind) -> Option<&Severity> {
-    let of_kind = || v.severities.iter().filter(move |s| s.kind == kind);
+pub fn pick_severity(scores: &[Severity], kind: SeverityKind) -> Option<&Severity> {
+    let of_kind = || scores.iter().filter(move |s| s.kind == kind);
     of_kind().find(|s| s.source == "nvd@nist.gov").or_else(|| of_kind().next())
+}
+
+/// The CVSS scores of `v`: its own, else those of its CVEs (a PYSEC or GHSA record often carries
+/// none while NVD scores the CVE; findings borrow them the same way). Each keeps its source.
+pub fn scores(db: &VulnDb, v: &Vulnerability) -> Result<Vec<Severity>> {
+    let mut out = v.severities.clone();
+    if out.iter().any(|s| matches!(s.kind, SeverityKind::CvssV3 | SeverityKind::CvssV4)) {
+        return Ok(out);
+    }
+    for cve in v.aliases.iter().chain(v.related.iter()).filter(|a| a.starts_with("CVE-") && **a != v.id).take(20) {
+        if let Some(c) = db.vulnerability(cve)? {
+            for s in c.severities {
+                if !out.iter().any(|x| x.vector == s.vector) {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The search result of `v`, with its EPSS score and CISA KEV entry (looked up by CVE id).
@@ -23,7 +42,8 @@ pub fn search_json(db: &VulnDb, v: &Vulnerability) -> Result<Value> {
         Some(c) => db.kev(c)?,
         None => None,
     };
-    let cvss = |k| pick_severity(v, k).map(|s| json!({ "baseScore": s.base_score, "scoringVector": s.vector, "source": s.source }));
+    let scores = scores(db, v)?;
+    let cvss = |k| pick_severity(&scores, k).map(|s| json!({ "baseScore": s.base_score, "scoringVector": s.vector, "source": s.source }));
     let affected: Vec<Value> = v
         .affected
         .iter()
@@ -57,7 +77,7 @@ pub fn search_json(db: &VulnDb, v: &Vulnerability) -> Result<Value> {
         "cvss2": cvss(SeverityKind::CvssV2),
         "cvss3": cvss(SeverityKind::CvssV3),
         "cvss4": cvss(SeverityKind::CvssV4),
-        "cvss": v.severities,
+        "cvss": scores,
         "epss": epss.map(|e| json!({ "score": e.score, "percentile": e.percentile })),
         "cisaData": kev.as_ref().map(|k| json!({
             "dateAdded": k.date_added,

@@ -306,7 +306,7 @@ fn search(db_path: PathBuf, id: &str, format: Format) -> anyhow::Result<ExitCode
     if !v.cwes.is_empty() {
         field("CWEs:", v.cwes.join(", "));
     }
-    for s in &v.severities {
+    for s in &kensa_vulndb::search::scores(&db, &v)? {
         let score = s.base_score.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
         field(&format!("{:?}:", s.kind), format!("{score}  {}  ({})", s.vector, s.source));
     }
