@@ -188,16 +188,12 @@ pub fn parse_reader<R: std::io::BufRead>(input: R, skip: &[&str]) -> Result<Node
                 node.text = text.into_boxed_str();
                 stack.last_mut().unwrap().children.push(node);
             }
-            Event::Text(t) => {
-                if skip_depth == 0 {
-                    let s = t.unescape().map_err(|e| err(&reader, format!("bad text: {e}")))?;
-                    texts.last_mut().unwrap().push_str(&s);
-                }
+            Event::Text(t) if skip_depth == 0 => {
+                let s = t.unescape().map_err(|e| err(&reader, format!("bad text: {e}")))?;
+                texts.last_mut().unwrap().push_str(&s);
             }
-            Event::CData(t) => {
-                if skip_depth == 0 {
-                    texts.last_mut().unwrap().push_str(&String::from_utf8_lossy(&t));
-                }
+            Event::CData(t) if skip_depth == 0 => {
+                texts.last_mut().unwrap().push_str(&String::from_utf8_lossy(&t));
             }
             Event::Eof => break,
             _ => {}

@@ -234,13 +234,13 @@ fn profile(path: &Path, opts: &ScanOptions) {
         k.1 += if cause.starts_with('(') { *calls } else { 1 };
     }
     let mut kinds: Vec<_> = kinds.into_iter().collect();
-    kinds.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1 .0));
     println!("| kind | MiB read | files (calls) |");
     for (k, (bytes, n)) in &kinds {
         println!("| {k} | {:.2} | {n} |", mib(*bytes));
     }
     let mut files: Vec<_> = by_cause.iter().collect();
-    files.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.1 .0));
     println!("top files:");
     let top: usize = std::env::var("DISK_BENCH_PROFILE_TOP").ok().and_then(|v| v.parse().ok()).unwrap_or(40);
     for (cause, (bytes, calls)) in files.iter().take(top) {

@@ -183,7 +183,7 @@ impl ConcatDev {
             if *off != pos {
                 return Err(corrupt(format!("{name}: segment at {off} leaves a gap or overlaps (expected {pos})")));
             }
-            if dev_off.checked_add(*len).map_or(true, |e| e > dev.size()) {
+            if dev_off.checked_add(*len).is_none_or(|e| e > dev.size()) {
                 return Err(corrupt(format!("{name}: segment {off}+{len} maps past the end of {}", dev.describe())));
             }
             pos = pos.checked_add(*len).ok_or_else(|| corrupt(format!("{name}: size overflows")))?;
@@ -484,7 +484,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let key = x % 9;
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 l.put(key, step);
                 model.retain(|e| e.0 != key);
                 model.insert(0, (key, step));

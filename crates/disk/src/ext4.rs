@@ -478,7 +478,7 @@ impl Inner {
                 rec_len = 65536;
             }
             let name_len = data[p + 6] as usize;
-            if rec_len < 8 || rec_len % 4 != 0 || p + rec_len > data.len() || 8 + name_len > rec_len {
+            if rec_len < 8 || !rec_len.is_multiple_of(4) || p + rec_len > data.len() || 8 + name_len > rec_len {
                 return Err(self.err(format!("directory inode {ino}: bad entry (rec_len {rec_len}, name_len {name_len}) at offset {}", base + p as u64)));
             }
             if child != 0 && name_len > 0 {

@@ -29,7 +29,7 @@ pub fn validate(mut extents: Vec<Extent>, dev: &dyn BlockDev, what: &str) -> io:
         }
         end = e.logical.checked_add(e.len).ok_or_else(|| corrupt(format!("{what}: extent length overflows")))?;
         if let Some(p) = e.physical {
-            if p.checked_add(e.len).map_or(true, |x| x > dev.size()) {
+            if p.checked_add(e.len).is_none_or(|x| x > dev.size()) {
                 return Err(corrupt(format!(
                     "{what}: extent at file offset {} maps {} bytes at device offset {p}, past the end of the filesystem ({} bytes)",
                     e.logical,

@@ -197,7 +197,7 @@ impl Qcow2 {
             return Ok(Some(t));
         }
         let cluster = 1u64 << self.cluster_bits;
-        if off.checked_add(cluster).map_or(true, |e| e > self.file.size()) {
+        if off.checked_add(cluster).is_none_or(|e| e > self.file.size()) {
             return Err(corrupt(format!(
                 "{}: L1 entry {l1_index} points to an L2 table at offset {off}, past the end of the file ({} bytes)",
                 self.name,
@@ -241,7 +241,7 @@ impl Qcow2 {
         if host == 0 {
             return self.read_backing(off, buf);
         }
-        if (host + within).checked_add(buf.len() as u64).map_or(true, |e| e > self.file.size()) {
+        if (host + within).checked_add(buf.len() as u64).is_none_or(|e| e > self.file.size()) {
             return Err(corrupt(format!(
                 "{}: L2 entry for guest offset {off} points to host offset {host}, past the end of the file ({} bytes)",
                 self.name,
@@ -348,7 +348,7 @@ impl VmdkSparse {
         }
         let off = sector * SECTOR;
         let len = self.gtes_per_gt * 4;
-        if off.checked_add(len).map_or(true, |e| e > self.file.size()) {
+        if off.checked_add(len).is_none_or(|e| e > self.file.size()) {
             return Err(corrupt(format!("{}: grain directory entry {gd_index} points past the end of the file (offset {off})", self.name)));
         }
         let raw = read_vec(&*self.file, off, len, 1 << 20, "vmdk grain table")?;
@@ -372,7 +372,7 @@ impl VmdkSparse {
         }
         let host = sector * SECTOR;
         if !self.compressed {
-            if host.checked_add(self.grain_bytes).map_or(true, |e| e > self.file.size()) {
+            if host.checked_add(self.grain_bytes).is_none_or(|e| e > self.file.size()) {
                 return Err(corrupt(format!("{}: grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
             }
             return self.file.read_at(host + within, buf);
@@ -381,13 +381,13 @@ impl VmdkSparse {
         let (file, grain) = (&*self.file, self.grain_bytes as usize);
         let ctx = || format!("{}: compressed grain at offset {host} (guest {off})", self.name);
         self.inflater.read(file, host + 12, grain, within as usize, buf, &ctx, || {
-            if host.checked_add(12).map_or(true, |e| e > file.size()) {
+            if host.checked_add(12).is_none_or(|e| e > file.size()) {
                 return Err(corrupt(format!("{}: compressed grain for guest offset {off} points past the end of the file (offset {host})", self.name)));
             }
             let mut head = [0u8; 12];
             file.read_at(host, &mut head)?;
             let clen = le32(&head, 8) as u64;
-            if clen > 2 * grain as u64 + 4096 || (host + 12).checked_add(clen).map_or(true, |e| e > file.size()) {
+            if clen > 2 * grain as u64 + 4096 || (host + 12).checked_add(clen).is_none_or(|e| e > file.size()) {
                 return Err(corrupt(format!("{} claims {clen} bytes", ctx())));
             }
             Ok(clen as usize)
@@ -851,7 +851,7 @@ impl Vhdx {
             let Ok(h) = read_vec(&*file, off, 4096, 4096, "vhdx header") else { continue };
             if h.len() == 4096 && h.starts_with(b"head") && vhdx_checksum_ok(h.clone()) {
                 let seq = le64(&h, 8);
-                if header.as_ref().map_or(true, |(s, _)| seq > *s) {
+                if header.as_ref().is_none_or(|(s, _)| seq > *s) {
                     header = Some((seq, h));
                 }
             }
@@ -894,7 +894,7 @@ impl Vhdx {
         let (Some((bat_offset, bat_len)), Some((meta_off, meta_len))) = (bat, metadata) else {
             return Err(corrupt(format!("{name}: region table at offset {table_off} lacks the BAT or the metadata region")));
         };
-        if meta_len < 64 << 10 || meta_off.checked_add(meta_len).map_or(true, |e| e > file.size()) {
+        if meta_len < 64 << 10 || meta_off.checked_add(meta_len).is_none_or(|e| e > file.size()) {
             return Err(corrupt(format!("{name}: metadata region ({meta_len} bytes at offset {meta_off}) does not fit the file")));
         }
         let m = read_vec(&*file, meta_off, 64 << 10, 64 << 10, &format!("{name}: metadata table"))?;
@@ -908,7 +908,7 @@ impl Vhdx {
         let item = |id: [u8; 16], len: usize| -> io::Result<Option<Vec<u8>>> {
             let Some(e) = m[32..32 + items * 32].chunks_exact(32).find(|e| e[..16] == id && le32(e, 24) & 1 == 0) else { return Ok(None) };
             let (off, have) = (le32(e, 16) as u64, le32(e, 20) as usize);
-            if have < len || off.checked_add(len as u64).map_or(true, |end| end > meta_len) {
+            if have < len || off.checked_add(len as u64).is_none_or(|end| end > meta_len) {
                 return Err(corrupt(format!("{name}: metadata item ({have} bytes at offset {off} of the region at {meta_off}) is invalid")));
             }
             read_vec(&*file, meta_off + off, len as u64, len as u64, "vhdx metadata item").map(Some)
@@ -936,7 +936,7 @@ impl Vhdx {
         let chunk_ratio = ((1u64 << 23) * sector) / block_size;
         let data_blocks = size.div_ceil(block_size);
         let bat_entries = data_blocks + (data_blocks - 1) / chunk_ratio;
-        if bat_entries * 8 > bat_len || bat_offset.checked_add(bat_entries * 8).map_or(true, |e| e > file.size()) {
+        if bat_entries * 8 > bat_len || bat_offset.checked_add(bat_entries * 8).is_none_or(|e| e > file.size()) {
             return Err(corrupt(format!("{name}: the BAT ({bat_len} bytes at offset {bat_offset}) cannot hold the {bat_entries} entries of a {size}-byte disk")));
         }
         Ok(Vhdx { file, name, size, block_size, chunk_ratio, bat_offset, bat_entries, bat_pages: Mutex::new(Lru::new(64)) })

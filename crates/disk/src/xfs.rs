@@ -424,7 +424,7 @@ impl Inner {
         while p + 8 <= end {
             if be16(b, p) == 0xFFFF {
                 let len = be16(b, p + 2) as usize;
-                if len < 8 || len % 8 != 0 || p + len > end {
+                if len < 8 || !len.is_multiple_of(8) || p + len > end {
                     return Err(self.err(format!("directory inode {dir}: free entry of {len} bytes at offset {}", off + p as u64)));
                 }
                 p += len;

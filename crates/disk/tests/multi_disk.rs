@@ -38,7 +38,7 @@ fn make_disks() -> Option<Disks> {
     write(&t.join("root/etc/os-release"), "ID=debian\nVERSION_ID=\"12\"\n");
     write(
         &t.join("root/etc/fstab"),
-        &format!(
+        format!(
             "# <fs> <mount point> <type> <options> <dump> <pass>\n/dev/sda / ext4 defaults 0 1\nUUID={VAR_UUID} /var ext4 defaults 0 2\nLABEL=opt-data /opt ext4 defaults 0 2\nUUID=00000000-0000-4000-8000-000000000000 /home ext4 defaults 0 2\n"
         ),
     );
@@ -85,7 +85,7 @@ fn limits_apply_to_all_disks_together() {
     let Some(d) = make_disks() else { return };
     let limits = Limits { max_total_bytes: 100 << 20, ..Limits::default() };
     // One 64 MiB disk is within 100 MiB; two are not.
-    assert!(open_images(&[d.root.clone()], &limits).is_ok());
+    assert!(open_images(std::slice::from_ref(&d.root), &limits).is_ok());
     let err = open_images(&[d.root.clone(), d.var.clone()], &limits).unwrap_err().to_string();
     assert!(err.contains("the 2 disks hold") && err.contains("more than"), "{err}");
     let limits = Limits { max_volumes: 2, ..Limits::default() };

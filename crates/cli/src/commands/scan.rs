@@ -214,7 +214,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             let stdout = std::io::stdout();
-            let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+            let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             let mut out = BufWriter::new(stdout.lock());
             let written = kensa_report::write(format, &report, &inv, color, &mut out).and_then(|_| out.flush());
             match written {

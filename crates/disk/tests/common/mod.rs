@@ -75,7 +75,7 @@ Package: openssl\nStatus: install ok installed\nPriority: optional\nSection: uti
     write(&dist.join("METADATA"), b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nSummary: Python HTTP for Humans.\n");
     write(&dist.join("RECORD"), b"requests/__init__.py,,\n");
     write(&root.join("usr/local/lib/python3.11/dist-packages/urllib3-1.26.5.dist-info/METADATA"), b"Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.5\n");
-    write(&root.join("usr/bin/python3.11"), &pseudo_random(300_000, 7));
+    write(&root.join("usr/bin/python3.11"), pseudo_random(300_000, 7));
     std::fs::set_permissions(root.join("usr/bin/python3.11"), std::fs::Permissions::from_mode(0o755)).unwrap();
     symlink("python3.11", root.join("usr/bin/python3")).unwrap();
     symlink("/usr/lib/x86_64-linux-gnu/a/rather/long/directory/path/that/does/not/fit/in/sixty/bytes/libfoo.so.1.2.3", root.join("usr/bin/slowlink")).unwrap();
@@ -93,9 +93,9 @@ Package: openssl\nStatus: install ok installed\nPriority: optional\nSection: uti
         f.seek(std::io::SeekFrom::Start(64 * MIB - 100)).unwrap();
         f.write_all(&pseudo_random(100, 3)).unwrap();
     }
-    write(&root.join("opt/data/random.bin"), &pseudo_random(1_500_000, 11));
+    write(&root.join("opt/data/random.bin"), pseudo_random(1_500_000, 11));
     for (i, n) in [0usize, 1, 59, 60, 61, 4095, 4096, 4097, 65536, 65537].iter().enumerate() {
-        write(&root.join(format!("opt/sizes/f{n}")), &pseudo_random(*n, 100 + i as u64));
+        write(&root.join(format!("opt/sizes/f{n}")), pseudo_random(*n, 100 + i as u64));
     }
     std::fs::create_dir_all(root.join("opt/empty-dir")).unwrap();
     let mut deep = root.join("opt/deep");
