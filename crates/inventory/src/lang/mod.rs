@@ -330,12 +330,15 @@ pub fn catalog_with_limits(ctx: &CatalogContext<'_>, policy: &DeepInspection, li
     } else {
         // The walk hands each file to the workers as it finds it, so cataloging overlaps the walk
         // (in disk images both mostly wait on inflating); results are put back in walk order.
-        let (tx, rx) = std::sync::mpsc::channel::<(usize, Candidate)>();
-        let rx = &std::sync::Mutex::new(rx);
+        // Bounded, so a walk far ahead of the workers holds little; the workers share the
+        // receiver, which goes away with the last of them (a send then fails instead of blocking).
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Candidate)>(1024);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         // `tx` moves into the scope's closure: a panicking walk drops it and the workers stop.
         std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
+                    let rx = rx.clone();
                     s.spawn(move || {
                         let mut done = Vec::new();
                         loop {
@@ -348,6 +351,7 @@ pub fn catalog_with_limits(ctx: &CatalogContext<'_>, policy: &DeepInspection, li
                     })
                 })
                 .collect();
+            drop(rx);
             let mut n = 0;
             let walk_warnings = walk_candidates(ctx.root, policy, |c| {
                 // The workers outlive the walk, so the channel is open.
