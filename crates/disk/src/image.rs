@@ -426,6 +426,14 @@ impl Inflater {
                     let compressed = std::mem::take(&mut old.compressed);
                     self.spilled.lock().unwrap_or_else(|e| e.into_inner()).put(key, compressed, old.compressed_len, old.grain);
                 }
+                // Most grains are left half-read (a directory block, a file head): their
+                // decompressors are reused too, or every new grain would allocate one.
+                if let Some(dec) = old.dec.take() {
+                    let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+                    if spare.len() < SPARE_DECOMPRESSORS {
+                        spare.push(dec);
+                    }
+                }
                 let mut spare = self.spare_buffers.lock().unwrap_or_else(|e| e.into_inner());
                 if spare.len() < SPARE_DECOMPRESSORS {
                     spare.push(std::mem::take(&mut old.out));
