@@ -354,7 +354,7 @@ pub fn catalog_with_limits(ctx: &CatalogContext<'_>, policy: &DeepInspection, li
             drop(rx);
             let mut n = 0;
             let walk_warnings = walk_candidates(ctx.root, policy, |c| {
-                // The workers outlive the walk, so the channel is open.
+                // Fails only once every worker has ended (panicked); the join below reports it.
                 let _ = tx.send((n, c));
                 n += 1;
             });
