@@ -96,7 +96,6 @@ fn import_then_search_matches_the_source_records() {
     assert_eq!(kensa(&db, &["search", "GHSA-jfh8-c2jp-5v3q"]).0, 0);
 }
 
-/// Serves `responses` (status line, body) to successive connections on 127.0.0.1, then stops.
 #[test]
 fn a_record_without_cvss_shows_its_cves_scores() {
     let tmp = tempfile::tempdir().unwrap();
@@ -123,6 +122,7 @@ fn a_record_without_cvss_shows_its_cves_scores() {
     assert!(table.contains("9.8") && table.contains("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"), "{table}");
 }
 
+/// Serves `responses` (status line, body) to successive connections on 127.0.0.1, then stops.
 fn serve(responses: Vec<(&'static str, Vec<u8>)>) -> (String, std::thread::JoinHandle<()>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
