@@ -91,16 +91,20 @@ pub struct FileDev {
 
 impl FileDev {
     pub fn open(path: &Path, counters: Arc<Counters>) -> io::Result<Self> {
-        // Checked before opening too: opening a fifo for reading would wait for a writer.
-        let md = std::fs::metadata(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        if !md.is_file() && !std::os::unix::fs::FileTypeExt::is_block_device(&md.file_type()) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a regular file or block device", path.display())));
-        }
-        let file = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let readable = |md: &std::fs::Metadata| {
+            if md.is_file() || std::os::unix::fs::FileTypeExt::is_block_device(&md.file_type()) {
+                Ok(())
+            } else {
+                Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a regular file or block device", path.display())))
+            }
+        };
+        // Checked before opening (opening a fifo for reading would wait for a writer) and again
+        // on what was opened (the path may have changed in between).
+        readable(&std::fs::metadata(path).map_err(named)?)?;
+        let file = File::open(path).map_err(named)?;
         let md = file.metadata()?;
-        if !md.is_file() && !std::os::unix::fs::FileTypeExt::is_block_device(&md.file_type()) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a regular file or block device", path.display())));
-        }
+        readable(&md)?;
         let size = if md.is_file() { md.len() } else { block_device_size(&file)? };
         Ok(FileDev { file, path: path.to_path_buf(), size, counters })
     }
