@@ -147,7 +147,7 @@ impl Ext4Fs {
         if incompat & !INCOMPAT_SUPPORTED != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("{name}: unsupported incompatible features {:#x}", incompat & !INCOMPAT_SUPPORTED),
+                format!("{name}: unsupported incompatible features {:#x} (superblock s_feature_incompat at offset {})", incompat & !INCOMPAT_SUPPORTED, 1024 + 0x60),
             ));
         }
         let rev = le32(&sb, 0x4C);

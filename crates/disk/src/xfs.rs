@@ -142,14 +142,14 @@ impl XfsFs {
             return Err(bad("sb_dirblklog", 192, dir_blk_log as u64));
         }
         if !(4..=5).contains(&version) {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, format!("{name}: XFS version {version} is not supported")));
+            return Err(io::Error::new(io::ErrorKind::Unsupported, format!("{name}: XFS version {version} (superblock sb_versionnum at offset 100) is not supported")));
         }
         let v5 = version == 5;
         let incompat = if v5 { be32(&sb, 216) } else { 0 };
         if incompat & !INCOMPAT_SUPPORTED != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                format!("{name}: unsupported incompatible features {:#x}", incompat & !INCOMPAT_SUPPORTED),
+                format!("{name}: unsupported incompatible features {:#x} (superblock sb_features_incompat at offset 216)", incompat & !INCOMPAT_SUPPORTED),
             ));
         }
         let ftype = if v5 { incompat & INCOMPAT_FTYPE != 0 } else { be32(&sb, 200) & V4_FEATURES2_FTYPE != 0 };

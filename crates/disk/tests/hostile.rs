@@ -59,8 +59,21 @@ impl BlockDev for Flipped {
     }
 }
 
+/// `KENSA_HOSTILE_ROUNDS=N` multiplies every test's rounds and `KENSA_HOSTILE_SEED=S` varies
+/// their seeds: a longer campaign than CI's, same checks (`cargo test --release -p kensa-disk
+/// --test hostile`).
+fn campaign() -> (usize, u64) {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    (var("KENSA_HOSTILE_ROUNDS").unwrap_or(1).max(1) as usize, var("KENSA_HOSTILE_SEED").unwrap_or(0))
+}
+
 struct Rng(u64);
 impl Rng {
+    /// A generator for `seed` varied by `KENSA_HOSTILE_SEED` (never zero: xorshift would stay there).
+    fn new(seed: u64) -> Rng {
+        let s = seed ^ campaign().1.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Rng(if s == 0 { 1 } else { s })
+    }
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -137,7 +150,8 @@ fn flip_filesystem(image: &Path, open: fn(Arc<dyn BlockDev>) -> io::Result<Arc<d
     let dev: Arc<dyn BlockDev> = Arc::new(FileDev::open(image, Arc::new(Counters::default())).unwrap());
     let ranges = metadata_ranges(dev.clone(), open);
     assert!(!ranges.is_empty());
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
+    let rounds = rounds * campaign().0;
     let mut opened = 0;
     let mut errors_with_offsets = 0;
     let mut errors = 0;
@@ -198,11 +212,11 @@ fn corrupted_xfs_metadata() {
 fn corrupted_and_truncated_image_files() {
     let Some(fx) = fixture() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(0xdead_beef);
+    let mut rng = Rng::new(0xdead_beef);
     for name in ["disk-gpt-ext4.qcow2", "disk-gpt-xfs.vmdk", "disk-gpt-ext4.vmdk", "compressed.qcow2", "dynamic.vhd", "dynamic.vhdx"] {
         let original = std::fs::read(fx.image(name)).unwrap();
         let mut errors = 0;
-        for round in 0..12 {
+        for round in 0..12 * campaign().0 {
             let mut data = original.clone();
             if round % 3 == 0 {
                 // Truncate.
