@@ -7,10 +7,10 @@
 //! is not replayed: an image taken from a running machine reads as after a crash before recovery.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use kensa_fs::{DirEntry, FileType, Metadata, RawFs, ReadSeek};
+use kensa_fs::{FileType, Metadata};
 
 use crate::block::{corrupt, le16, le32, read_vec, BlockDev, Counters, DirCache, Lru};
 use crate::extent_file::{validate, Extent, ExtentFile, MAX_EXTENTS};
@@ -588,28 +588,4 @@ impl crate::inode_fs::InodeFs for Inner {
     }
 }
 
-impl RawFs for Ext4Fs {
-    fn lstat(&self, path: &Path) -> io::Result<Metadata> {
-        crate::inode_fs::lstat(&*self.inner, path)
-    }
-
-    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        crate::inode_fs::read_dir(&*self.inner, path)
-    }
-
-    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
-        crate::inode_fs::read_link(&*self.inner, path)
-    }
-
-    fn open_file(&self, path: &Path) -> io::Result<Box<dyn ReadSeek>> {
-        crate::inode_fs::open_file(&*self.inner, path)
-    }
-
-    fn describe(&self) -> String {
-        self.inner.name.clone()
-    }
-
-    fn stats(&self) -> Option<kensa_fs::IoStats> {
-        Some(self.inner.counters.snapshot())
-    }
-}
+crate::inode_fs::impl_raw_fs!(Ext4Fs);

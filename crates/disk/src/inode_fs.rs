@@ -75,6 +75,34 @@ pub(crate) trait InodeFs {
     fn open_inode(&self, inode: &Self::Inode) -> io::Result<ExtentFile>;
 }
 
+/// `kensa_fs::RawFs` for a filesystem handle whose `inner: Arc<_>` implements [`InodeFs`]: every
+/// operation is the generic function of this module.
+macro_rules! impl_raw_fs {
+    ($handle:ty) => {
+        impl kensa_fs::RawFs for $handle {
+            fn lstat(&self, path: &std::path::Path) -> std::io::Result<kensa_fs::Metadata> {
+                crate::inode_fs::lstat(&*self.inner, path)
+            }
+            fn read_dir(&self, path: &std::path::Path) -> std::io::Result<Vec<kensa_fs::DirEntry>> {
+                crate::inode_fs::read_dir(&*self.inner, path)
+            }
+            fn read_link(&self, path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+                crate::inode_fs::read_link(&*self.inner, path)
+            }
+            fn open_file(&self, path: &std::path::Path) -> std::io::Result<Box<dyn kensa_fs::ReadSeek>> {
+                crate::inode_fs::open_file(&*self.inner, path)
+            }
+            fn describe(&self) -> String {
+                crate::inode_fs::InodeFs::fs_name(&*self.inner).to_string()
+            }
+            fn stats(&self) -> Option<kensa_fs::IoStats> {
+                Some(crate::inode_fs::InodeFs::io_counters(&*self.inner).snapshot())
+            }
+        }
+    };
+}
+pub(crate) use impl_raw_fs;
+
 /// The directory the last lookup went through, so that looking up its entries one after another
 /// (what a walk does for each entry) does not resolve the whole path from the root every time.
 pub(crate) struct LastDir<I>(Mutex<Option<(PathBuf, I)>>);
