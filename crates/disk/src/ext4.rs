@@ -275,40 +275,6 @@ impl Inner {
         Ok(table)
     }
 
-    fn inode(&self, ino: u32) -> io::Result<Inode> {
-        let ino64 = ino as u64;
-        if ino == 0 || ino64 > self.inodes_count {
-            return Err(self.err(format!("inode number {ino} is out of range (1..={})", self.inodes_count)));
-        }
-        let group = (ino64 - 1) / self.inodes_per_group;
-        if group >= self.groups {
-            return Err(self.err(format!("inode {ino} lies in group {group}, past the {} groups", self.groups)));
-        }
-        let index = (ino64 - 1) % self.inodes_per_group;
-        let table = self.inode_table(group)?;
-        let off = table
-            .checked_mul(self.block_size)
-            .and_then(|t| t.checked_add(index * self.inode_size))
-            .filter(|o| o + self.inode_size <= self.dev.size())
-            .ok_or_else(|| self.err(format!("inode {ino}: inode table of group {group} at block {table} lies outside the filesystem")))?;
-        let raw = read_vec(&*self.dev, off, self.inode_size, 4096, "ext4 inode")?;
-        let mode = le16(&raw, 0);
-        let flags = le32(&raw, 0x20);
-        let size = le32(&raw, 0x4) as u64 | (le32(&raw, 0x6C) as u64) << 32;
-        Ok(Inode { ino, raw, mode, flags, size })
-    }
-
-    fn metadata(&self, inode: &Inode) -> Metadata {
-        let r = &inode.raw;
-        let uid = le16(r, 0x2) as u32 | (le16(r, 0x78) as u32) << 16;
-        let gid = le16(r, 0x18) as u32 | (le16(r, 0x7A) as u32) << 16;
-        let mut mtime = le32(r, 0x10) as i32 as i64;
-        if r.len() >= 0x8C && 0x80 + le16(r, 0x80) as usize >= 0x8C {
-            mtime += ((le32(r, 0x88) & 3) as i64) << 32;
-        }
-        Metadata { file_type: inode.file_type(), size: inode.size, mode: (inode.mode & 0o7777) as u32, uid, gid, mtime, ino: inode.ino as u64 }
-    }
-
     /// The `system.data` extended attribute value stored in the inode body (inline data beyond
     /// the first 60 bytes).
     fn inline_xattr(&self, inode: &Inode) -> io::Result<Vec<u8>> {
@@ -462,13 +428,6 @@ impl Inner {
         Ok(())
     }
 
-    fn file(&self, inode: &Inode) -> io::Result<ExtentFile> {
-        if inode.flags & INLINE_DATA_FL != 0 {
-            return Ok(ExtentFile::inline(self.dev.clone(), self.inline_data(inode)?));
-        }
-        Ok(ExtentFile::new(self.dev.clone(), self.extents(inode)?, inode.size))
-    }
-
     fn parse_dirents(&self, data: &[u8], base: u64, out: &mut Vec<RawEntry>, ino: u32) -> io::Result<()> {
         let mut p = 0usize;
         while p + 8 <= data.len() {
@@ -492,8 +451,69 @@ impl Inner {
         }
         Ok(())
     }
+}
 
-    fn list(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
+impl crate::inode_fs::InodeFs for Inner {
+    type Ino = u32;
+    type Inode = Inode;
+    fn ino(inode: &Inode) -> u32 {
+        inode.ino
+    }
+
+    fn fs_name(&self) -> &str {
+        &self.name
+    }
+
+    fn io_counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn inode_type(inode: &Inode) -> FileType {
+        inode.file_type()
+    }
+
+    fn read_inode(&self, ino: u32) -> io::Result<Inode> {
+        let ino64 = ino as u64;
+        if ino == 0 || ino64 > self.inodes_count {
+            return Err(self.err(format!("inode number {ino} is out of range (1..={})", self.inodes_count)));
+        }
+        let group = (ino64 - 1) / self.inodes_per_group;
+        if group >= self.groups {
+            return Err(self.err(format!("inode {ino} lies in group {group}, past the {} groups", self.groups)));
+        }
+        let index = (ino64 - 1) % self.inodes_per_group;
+        let table = self.inode_table(group)?;
+        let off = table
+            .checked_mul(self.block_size)
+            .and_then(|t| t.checked_add(index * self.inode_size))
+            .filter(|o| o + self.inode_size <= self.dev.size())
+            .ok_or_else(|| self.err(format!("inode {ino}: inode table of group {group} at block {table} lies outside the filesystem")))?;
+        let raw = read_vec(&*self.dev, off, self.inode_size, 4096, "ext4 inode")?;
+        let mode = le16(&raw, 0);
+        let flags = le32(&raw, 0x20);
+        let size = le32(&raw, 0x4) as u64 | (le32(&raw, 0x6C) as u64) << 32;
+        Ok(Inode { ino, raw, mode, flags, size })
+    }
+
+    fn inode_metadata(&self, inode: &Inode) -> Metadata {
+        let r = &inode.raw;
+        let uid = le16(r, 0x2) as u32 | (le16(r, 0x78) as u32) << 16;
+        let gid = le16(r, 0x18) as u32 | (le16(r, 0x7A) as u32) << 16;
+        let mut mtime = le32(r, 0x10) as i32 as i64;
+        if r.len() >= 0x8C && 0x80 + le16(r, 0x80) as usize >= 0x8C {
+            mtime += ((le32(r, 0x88) & 3) as i64) << 32;
+        }
+        Metadata { file_type: inode.file_type(), size: inode.size, mode: (inode.mode & 0o7777) as u32, uid, gid, mtime, ino: inode.ino as u64 }
+    }
+
+    fn open_inode(&self, inode: &Inode) -> io::Result<ExtentFile> {
+        if inode.flags & INLINE_DATA_FL != 0 {
+            return Ok(ExtentFile::inline(self.dev.clone(), self.inline_data(inode)?));
+        }
+        Ok(ExtentFile::new(self.dev.clone(), self.extents(inode)?, inode.size))
+    }
+
+    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
         if let Some(d) = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(inode.ino as u64) {
             return Ok(d);
         }
@@ -508,7 +528,7 @@ impl Inner {
             if inode.size > MAX_DIR_BYTES {
                 return Err(self.err(format!("directory inode {}: size {} exceeds the {MAX_DIR_BYTES}-byte limit", inode.ino, inode.size)));
             }
-            let f = self.file(inode)?;
+            let f = self.open_inode(inode)?;
             let bs = self.block_size as usize;
             let mut block = vec![0u8; bs];
             let mut pos = 0u64;
@@ -531,11 +551,11 @@ impl Inner {
         Ok(out)
     }
 
-    fn lookup(&self, path: &Path) -> io::Result<Inode> {
+    fn lookup_path(&self, path: &Path) -> io::Result<Inode> {
         crate::inode_fs::lookup(self, ROOT_INO, &self.last_dir, path)
     }
 
-    fn symlink_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
+    fn link_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
         if inode.size > MAX_LINK {
             return Err(self.err(format!("symlink inode {}: target length {} is absurd", inode.ino, inode.size)));
         }
@@ -549,42 +569,7 @@ impl Inner {
         if fast || (inode.flags & INLINE_DATA_FL == 0 && inode.flags & EXTENTS_FL == 0 && inode.size < 60 && blocks == 0) {
             return Ok(inode.i_block()[..inode.size as usize].to_vec());
         }
-        self.file(inode)?.read_all(MAX_LINK, "symlink")
-    }
-}
-
-impl crate::inode_fs::InodeFs for Inner {
-    type Ino = u32;
-    type Inode = Inode;
-    fn ino(inode: &Inode) -> u32 {
-        inode.ino
-    }
-    fn fs_name(&self) -> &str {
-        &self.name
-    }
-    fn io_counters(&self) -> &Counters {
-        &self.counters
-    }
-    fn lookup_path(&self, path: &Path) -> io::Result<Inode> {
-        self.lookup(path)
-    }
-    fn inode_metadata(&self, inode: &Inode) -> Metadata {
-        self.metadata(inode)
-    }
-    fn inode_type(inode: &Inode) -> FileType {
-        inode.file_type()
-    }
-    fn read_inode(&self, ino: u32) -> io::Result<Inode> {
-        self.inode(ino)
-    }
-    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
-        self.list(inode)
-    }
-    fn link_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
-        self.symlink_target(inode)
-    }
-    fn open_inode(&self, inode: &Inode) -> io::Result<ExtentFile> {
-        self.file(inode)
+        self.open_inode(inode)?.read_all(MAX_LINK, "symlink")
     }
 }
 

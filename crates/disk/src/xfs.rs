@@ -201,48 +201,6 @@ impl Inner {
         (ag * self.ag_blocks + agbno).checked_mul(self.block_size)
     }
 
-    fn inode(&self, ino: u64) -> io::Result<Inode> {
-        let shift = self.ag_blk_log + self.inop_blog;
-        let ag = ino >> shift;
-        let agbno = (ino >> self.inop_blog) & ((1u64 << self.ag_blk_log) - 1);
-        let index = ino & ((1u64 << self.inop_blog) - 1);
-        if ag >= self.ag_count || agbno >= self.ag_blocks || shift >= 64 {
-            return Err(self.err(format!("inode number {ino} is out of range")));
-        }
-        let off = (ag * self.ag_blocks + agbno) * self.block_size + index * self.inode_size;
-        if off + self.inode_size > self.dev.size() {
-            return Err(self.err(format!("inode {ino} at offset {off} lies outside the filesystem")));
-        }
-        let raw = read_vec(&*self.dev, off, self.inode_size, 2048, "xfs inode")?;
-        if &raw[0..2] != b"IN" {
-            return Err(self.err(format!("inode {ino} at offset {off}: bad magic {:02x}{:02x}", raw[0], raw[1])));
-        }
-        let version = raw[4];
-        let core = if version >= 3 { 176 } else { 100 };
-        let mode = be16(&raw, 2);
-        let format = raw[5];
-        let size = be64(&raw, 56);
-        let flags2 = if version >= 3 { be64(&raw, 120) } else { 0 };
-        let nextents = if flags2 & DIFLAG2_NREXT64 != 0 { be64(&raw, 24) } else { be32(&raw, 76) as u64 };
-        let fork_off_raw = raw[82] as usize;
-        let fork_len = if fork_off_raw != 0 { fork_off_raw * 8 } else { self.inode_size as usize - core };
-        if core + fork_len > raw.len() {
-            return Err(self.err(format!("inode {ino} at offset {off}: attribute fork offset {fork_off_raw} is past the inode")));
-        }
-        if size > i64::MAX as u64 {
-            return Err(self.err(format!("inode {ino} at offset {off}: size {size} is absurd")));
-        }
-        Ok(Inode { ino, raw, mode, format, size, nextents, fork_off: core, fork_len })
-    }
-
-    fn metadata(&self, inode: &Inode) -> Metadata {
-        let r = &inode.raw;
-        let bigtime = r[4] >= 3 && be64(r, 120) & DIFLAG2_BIGTIME != 0;
-        let mtime = if bigtime { (be64(r, 40) / 1_000_000_000) as i64 - (1i64 << 31) } else { be32(r, 40) as i32 as i64 };
-        let (uid, gid) = if r[4] == 1 { (be16(r, 8) as u32, be16(r, 12) as u32) } else { (be32(r, 8), be32(r, 12)) };
-        Metadata { file_type: inode.file_type(), size: inode.size, mode: (inode.mode & 0o7777) as u32, uid, gid, mtime, ino: inode.ino }
-    }
-
     fn unpack_extent(&self, rec: &[u8], out: &mut Vec<Extent>, what: &str) -> io::Result<()> {
         let l0 = be64(rec, 0);
         let l1 = be64(rec, 8);
@@ -325,32 +283,6 @@ impl Inner {
             }
         }
         Ok(())
-    }
-
-    fn file(&self, inode: &Inode) -> io::Result<ExtentFile> {
-        if inode.format == 1 {
-            let fork = inode.fork();
-            if inode.size > fork.len() as u64 {
-                return Err(self.err(format!("inode {}: local data of {} bytes exceeds the fork", inode.ino, inode.size)));
-            }
-            return Ok(ExtentFile::inline(self.dev.clone(), fork[..inode.size as usize].to_vec()));
-        }
-        Ok(ExtentFile::new(self.dev.clone(), self.extents(inode)?, inode.size))
-    }
-
-    fn list(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
-        if let Some(d) = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(inode.ino) {
-            return Ok(d);
-        }
-        let mut out = Vec::new();
-        match inode.format {
-            1 => self.list_shortform(inode, &mut out)?,
-            2 | 3 => self.list_blocks(inode, &mut out)?,
-            f => return Err(self.err(format!("directory inode {}: data fork format {f} is not supported", inode.ino))),
-        }
-        let out = Arc::new(DirListing::new(out));
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).put(inode.ino, out.clone());
-        Ok(out)
     }
 
     fn list_shortform(&self, inode: &Inode, out: &mut Vec<RawEntry>) -> io::Result<()> {
@@ -445,17 +377,105 @@ impl Inner {
         }
         Ok(())
     }
+}
 
-    fn lookup(&self, path: &Path) -> io::Result<Inode> {
+impl crate::inode_fs::InodeFs for Inner {
+    type Ino = u64;
+    type Inode = Inode;
+    fn ino(inode: &Inode) -> u64 {
+        inode.ino
+    }
+
+    fn fs_name(&self) -> &str {
+        &self.name
+    }
+
+    fn io_counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn inode_type(inode: &Inode) -> FileType {
+        inode.file_type()
+    }
+
+    fn read_inode(&self, ino: u64) -> io::Result<Inode> {
+        let shift = self.ag_blk_log + self.inop_blog;
+        let ag = ino >> shift;
+        let agbno = (ino >> self.inop_blog) & ((1u64 << self.ag_blk_log) - 1);
+        let index = ino & ((1u64 << self.inop_blog) - 1);
+        if ag >= self.ag_count || agbno >= self.ag_blocks || shift >= 64 {
+            return Err(self.err(format!("inode number {ino} is out of range")));
+        }
+        let off = (ag * self.ag_blocks + agbno) * self.block_size + index * self.inode_size;
+        if off + self.inode_size > self.dev.size() {
+            return Err(self.err(format!("inode {ino} at offset {off} lies outside the filesystem")));
+        }
+        let raw = read_vec(&*self.dev, off, self.inode_size, 2048, "xfs inode")?;
+        if &raw[0..2] != b"IN" {
+            return Err(self.err(format!("inode {ino} at offset {off}: bad magic {:02x}{:02x}", raw[0], raw[1])));
+        }
+        let version = raw[4];
+        let core = if version >= 3 { 176 } else { 100 };
+        let mode = be16(&raw, 2);
+        let format = raw[5];
+        let size = be64(&raw, 56);
+        let flags2 = if version >= 3 { be64(&raw, 120) } else { 0 };
+        let nextents = if flags2 & DIFLAG2_NREXT64 != 0 { be64(&raw, 24) } else { be32(&raw, 76) as u64 };
+        let fork_off_raw = raw[82] as usize;
+        let fork_len = if fork_off_raw != 0 { fork_off_raw * 8 } else { self.inode_size as usize - core };
+        if core + fork_len > raw.len() {
+            return Err(self.err(format!("inode {ino} at offset {off}: attribute fork offset {fork_off_raw} is past the inode")));
+        }
+        if size > i64::MAX as u64 {
+            return Err(self.err(format!("inode {ino} at offset {off}: size {size} is absurd")));
+        }
+        Ok(Inode { ino, raw, mode, format, size, nextents, fork_off: core, fork_len })
+    }
+
+    fn inode_metadata(&self, inode: &Inode) -> Metadata {
+        let r = &inode.raw;
+        let bigtime = r[4] >= 3 && be64(r, 120) & DIFLAG2_BIGTIME != 0;
+        let mtime = if bigtime { (be64(r, 40) / 1_000_000_000) as i64 - (1i64 << 31) } else { be32(r, 40) as i32 as i64 };
+        let (uid, gid) = if r[4] == 1 { (be16(r, 8) as u32, be16(r, 12) as u32) } else { (be32(r, 8), be32(r, 12)) };
+        Metadata { file_type: inode.file_type(), size: inode.size, mode: (inode.mode & 0o7777) as u32, uid, gid, mtime, ino: inode.ino }
+    }
+
+    fn open_inode(&self, inode: &Inode) -> io::Result<ExtentFile> {
+        if inode.format == 1 {
+            let fork = inode.fork();
+            if inode.size > fork.len() as u64 {
+                return Err(self.err(format!("inode {}: local data of {} bytes exceeds the fork", inode.ino, inode.size)));
+            }
+            return Ok(ExtentFile::inline(self.dev.clone(), fork[..inode.size as usize].to_vec()));
+        }
+        Ok(ExtentFile::new(self.dev.clone(), self.extents(inode)?, inode.size))
+    }
+
+    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
+        if let Some(d) = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(inode.ino) {
+            return Ok(d);
+        }
+        let mut out = Vec::new();
+        match inode.format {
+            1 => self.list_shortform(inode, &mut out)?,
+            2 | 3 => self.list_blocks(inode, &mut out)?,
+            f => return Err(self.err(format!("directory inode {}: data fork format {f} is not supported", inode.ino))),
+        }
+        let out = Arc::new(DirListing::new(out));
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).put(inode.ino, out.clone());
+        Ok(out)
+    }
+
+    fn lookup_path(&self, path: &Path) -> io::Result<Inode> {
         crate::inode_fs::lookup(self, self.root_ino, &self.last_dir, path)
     }
 
-    fn symlink_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
+    fn link_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
         if inode.size > MAX_LINK {
             return Err(self.err(format!("symlink inode {}: target length {} is absurd", inode.ino, inode.size)));
         }
         if inode.format == 1 {
-            return self.file(inode)?.read_all(MAX_LINK, "symlink");
+            return self.open_inode(inode)?.read_all(MAX_LINK, "symlink");
         }
         // Remote symlink: on v5 every block starts with a 56-byte header.
         let extents = self.extents(inode)?;
@@ -480,41 +500,6 @@ impl Inner {
         }
         target.truncate(inode.size as usize);
         Ok(target)
-    }
-}
-
-impl crate::inode_fs::InodeFs for Inner {
-    type Ino = u64;
-    type Inode = Inode;
-    fn ino(inode: &Inode) -> u64 {
-        inode.ino
-    }
-    fn fs_name(&self) -> &str {
-        &self.name
-    }
-    fn io_counters(&self) -> &Counters {
-        &self.counters
-    }
-    fn lookup_path(&self, path: &Path) -> io::Result<Inode> {
-        self.lookup(path)
-    }
-    fn inode_metadata(&self, inode: &Inode) -> Metadata {
-        self.metadata(inode)
-    }
-    fn inode_type(inode: &Inode) -> FileType {
-        inode.file_type()
-    }
-    fn read_inode(&self, ino: u64) -> io::Result<Inode> {
-        self.inode(ino)
-    }
-    fn dir_entries(&self, inode: &Inode) -> io::Result<Arc<DirListing>> {
-        self.list(inode)
-    }
-    fn link_target(&self, inode: &Inode) -> io::Result<Vec<u8>> {
-        self.symlink_target(inode)
-    }
-    fn open_inode(&self, inode: &Inode) -> io::Result<ExtentFile> {
-        self.file(inode)
     }
 }
 
