@@ -92,13 +92,14 @@ fn gpt(dev: &dyn BlockDev, sector: u64) -> io::Result<Vec<Partition>> {
         }
         let first = le64(e, 32);
         let last = le64(e, 40);
+        let entry_off = array_off + i as u64 * entry_size;
         if last < first {
-            return Err(corrupt(format!("GPT entry {} at offset {}: last LBA {last} before first LBA {first}", i + 1, array_off + i as u64 * entry_size)));
+            return Err(corrupt(format!("GPT entry {} at offset {entry_off}: last LBA {last} before first LBA {first}", i + 1)));
         }
         let name: Vec<u16> = e[56..128].chunks_exact(2).map(|c| le16(c, 0)).take_while(|&c| c != 0).collect();
         let (start, size) = match (first.checked_mul(sector), (last - first + 1).checked_mul(sector)) {
             (Some(s), Some(z)) => (s, z),
-            _ => return Err(corrupt(format!("GPT entry {}: LBA range overflows", i + 1))),
+            _ => return Err(corrupt(format!("GPT entry {} at offset {entry_off}: LBAs {first}..={last} overflow a byte offset", i + 1))),
         };
         parts.push(Partition {
             number: i as u32 + 1,
@@ -159,7 +160,7 @@ fn dos(dev: &dyn BlockDev, mbr: &[u8]) -> io::Result<Option<Vec<Partition>>> {
         let mut number = 5;
         while seen.insert(ebr) {
             if seen.len() > MAX_LOGICAL {
-                return Err(corrupt(format!("MBR: more than {MAX_LOGICAL} logical partitions in the EBR chain")));
+                return Err(corrupt(format!("MBR: more than {MAX_LOGICAL} logical partitions in the EBR chain (stopped at the EBR at offset {ebr})")));
             }
             let b = read_vec(dev, ebr, 512, 512, &format!("EBR at offset {ebr}"))?;
             if b[510] != 0x55 || b[511] != 0xAA {

@@ -129,10 +129,10 @@ impl XfsFs {
         let inop_blog = sb[123] as u32;
         let ag_blk_log = sb[124] as u32;
         let dir_blk_log = sb[192] as u32;
-        if 1u64 << block_log != block_size {
+        if 1u64.checked_shl(block_log) != Some(block_size) {
             return Err(bad("sb_blocklog", 120, block_log as u64));
         }
-        if !(256..=2048).contains(&inode_size) || 1u64 << inode_log != inode_size || inop_block != block_size / inode_size || 1u64 << inop_blog != inop_block {
+        if !(256..=2048).contains(&inode_size) || 1u64.checked_shl(inode_log) != Some(inode_size) || inop_block != block_size / inode_size || 1u64.checked_shl(inop_blog) != Some(inop_block) {
             return Err(bad("sb_inodesize", 104, inode_size));
         }
         if ag_blocks == 0 || ag_blk_log > 31 || ag_blocks > 1u64 << ag_blk_log || ag_count == 0 {

@@ -5,205 +5,45 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{self, Read};
-use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
+use common::hostile::*;
 use common::*;
 use kensa_disk::block::{BlockDev, Counters, FileDev};
 use kensa_disk::{ext4::Ext4Fs, xfs::XfsFs, Limits};
-use kensa_fs::{FileType, RawFs, Root, WalkOptions};
+use kensa_fs::Root;
 
-/// Records every range read (to learn where an image's metadata is).
-struct Recording {
-    inner: Arc<dyn BlockDev>,
-    reads: Mutex<Vec<(u64, usize)>>,
+fn open_ext4(d: Arc<dyn BlockDev>) -> Result<Root, String> {
+    Ext4Fs::open(d, Arc::new(Counters::default())).map(Root::new).map_err(|e| e.to_string())
 }
-
-impl BlockDev for Recording {
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.reads.lock().unwrap().push((off, buf.len()));
-        self.inner.read_at(off, buf)
-    }
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-}
-
-/// A device with some bytes changed.
-struct Flipped {
-    inner: Arc<dyn BlockDev>,
-    changes: HashMap<u64, u8>,
-}
-
-impl BlockDev for Flipped {
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.inner.read_at(off, buf)?;
-        for (&at, &v) in &self.changes {
-            if at >= off && at < off + buf.len() as u64 {
-                buf[(at - off) as usize] = v;
-            }
-        }
-        Ok(())
-    }
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-    fn describe(&self) -> String {
-        "corrupted image".into()
-    }
-}
-
-/// `KENSA_HOSTILE_ROUNDS=N` multiplies every test's rounds and `KENSA_HOSTILE_SEED=S` varies
-/// their seeds: a longer campaign than CI's, same checks (`cargo test --release -p kensa-disk
-/// --test hostile`).
-fn campaign() -> (usize, u64) {
-    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-    (var("KENSA_HOSTILE_ROUNDS").unwrap_or(1).max(1) as usize, var("KENSA_HOSTILE_SEED").unwrap_or(0))
-}
-
-struct Rng(u64);
-impl Rng {
-    /// A generator for `seed` varied by `KENSA_HOSTILE_SEED` (never zero: xorshift would stay there).
-    fn new(seed: u64) -> Rng {
-        let s = seed ^ campaign().1.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        Rng(if s == 0 { 1 } else { s })
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-/// Reads everything reachable, with bounds a hostile tree cannot defeat: lists, stats, links and
-/// up to 1 MiB of every file. Returns the errors met.
-fn exercise(root: &Root) -> Vec<String> {
-    let opts = WalkOptions { max_entries: 20_000, max_depth: 64, ..WalkOptions::default() };
-    let mut files = Vec::new();
-    let mut errors = root.walk("/", &opts, |e| {
-        if e.file_type == FileType::File {
-            files.push(e.path);
-        }
-        kensa_fs::walk::Visit::Continue
-    });
-    let mut found: Vec<String> = errors.drain(..).map(|e| e.to_string()).collect();
-    for f in files.iter().take(300) {
-        match root.raw().open_file(f) {
-            Ok(r) => {
-                let mut buf = Vec::new();
-                if let Err(e) = r.take(1 << 20).read_to_end(&mut buf) {
-                    found.push(e.to_string());
-                }
-            }
-            Err(e) => found.push(e.to_string()),
-        }
-    }
-    found
-}
-
-/// Whether an error message says where the damage is (or is a plain not-found, which corrupt
-/// names legitimately cause).
-fn locates(msg: &str) -> bool {
-    ["offset", "inode", "block", "extent", "No such file", "no such file", "not a directory", "cycle", "not normalised", "symbolic links", "walk stopped"].iter().any(|w| msg.contains(w))
-}
-
-/// Runs `f` on a thread and fails the test when it does not finish in time (a hang).
-fn bounded<T: Send + 'static>(what: String, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-        let _ = tx.send(r);
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => panic!("{what}: panicked: {:?}", p.downcast_ref::<String>().map(String::as_str).or(p.downcast_ref::<&str>().copied())),
-        Err(_) => panic!("{what}: did not finish within 60 s (hang?)"),
-    }
-}
-
-fn metadata_ranges(dev: Arc<dyn BlockDev>, open: fn(Arc<dyn BlockDev>) -> io::Result<Arc<dyn RawFs>>) -> Vec<(u64, usize)> {
-    let rec = Arc::new(Recording { inner: dev, reads: Mutex::new(Vec::new()) });
-    let fs = open(rec.clone()).unwrap();
-    // Metadata only: list and stat everything, read links, but no file contents.
-    let root = Root::from_arc(fs);
-    root.walk("/", &WalkOptions::default(), |e| {
-        if e.file_type == FileType::Symlink {
-            let _ = root.read_link(&e.path);
-        }
-        kensa_fs::walk::Visit::Continue
-    });
-    let r = rec.reads.lock().unwrap().clone();
-    r
-}
-
-fn flip_filesystem(image: &Path, open: fn(Arc<dyn BlockDev>) -> io::Result<Arc<dyn RawFs>>, seed: u64, rounds: usize) {
-    let dev: Arc<dyn BlockDev> = Arc::new(FileDev::open(image, Arc::new(Counters::default())).unwrap());
-    let ranges = metadata_ranges(dev.clone(), open);
-    assert!(!ranges.is_empty());
-    let mut rng = Rng::new(seed);
-    let rounds = rounds * campaign().0;
-    let mut opened = 0;
-    let mut errors_with_offsets = 0;
-    let mut errors = 0;
-    for round in 0..rounds {
-        let mut changes = HashMap::new();
-        for _ in 0..1 + rng.below(8) {
-            let (off, len) = ranges[rng.below(ranges.len() as u64) as usize];
-            let at = off + rng.below(len as u64);
-            let v = match rng.below(4) {
-                0 => 0,
-                1 => 0xFF,
-                _ => rng.next() as u8,
-            };
-            changes.insert(at, v);
-        }
-        let flipped: Arc<dyn BlockDev> = Arc::new(Flipped { inner: dev.clone(), changes });
-        let what = format!("{} round {round}", image.display());
-        let (ok, errs) = bounded(what, move || match open(flipped) {
-            Ok(fs) => (true, exercise(&Root::from_arc(fs))),
-            Err(e) => (false, vec![e.to_string()]),
-        });
-        opened += usize::from(ok);
-        errors += errs.len();
-        for e in &errs {
-            assert!(locates(e), "error does not say where: {e}");
-            errors_with_offsets += usize::from(e.contains("offset"));
-        }
-    }
-    eprintln!("{}: {rounds} corrupted copies, {opened} opened, {errors} errors, {errors_with_offsets} naming a byte offset", image.display());
-    assert!(errors > 0, "corruption went unnoticed in every round");
-}
-
-fn open_ext4(d: Arc<dyn BlockDev>) -> io::Result<Arc<dyn RawFs>> {
-    Ok(Arc::new(Ext4Fs::open(d, Arc::new(Counters::default()))?))
-}
-fn open_xfs(d: Arc<dyn BlockDev>) -> io::Result<Arc<dyn RawFs>> {
-    Ok(Arc::new(XfsFs::open(d, Arc::new(Counters::default()))?))
+fn open_xfs(d: Arc<dyn BlockDev>) -> Result<Root, String> {
+    XfsFs::open(d, Arc::new(Counters::default())).map(Root::new).map_err(|e| e.to_string())
 }
 
 #[test]
 fn corrupted_ext4_metadata() {
     let Some(fx) = fixture() else { return };
-    flip_filesystem(&fx.image("root.ext4"), open_ext4, 0x1234_5678, 50);
-    flip_filesystem(&fx.image("inline.ext4"), open_ext4, 0x9abc_def1, 15);
-    flip_filesystem(&fx.image("plain.ext2"), open_ext4, 0x2468_ace1, 15);
+    flip_metadata(&fx.image("root.ext4"), open_ext4, locates, 0x1234_5678, 50, 8);
+    flip_metadata(&fx.image("inline.ext4"), open_ext4, locates, 0x9abc_def1, 15, 8);
+    flip_metadata(&fx.image("plain.ext2"), open_ext4, locates, 0x2468_ace1, 15, 8);
 }
 
 #[test]
 fn corrupted_xfs_metadata() {
     let Some(fx) = fixture() else { return };
-    flip_filesystem(&fx.image("root.xfs"), open_xfs, 0x1357_9bdf, 50);
-    flip_filesystem(&fx.image("v4.xfs"), open_xfs, 0x1122_3345, 15);
+    flip_metadata(&fx.image("root.xfs"), open_xfs, locates, 0x1357_9bdf, 50, 8);
+    flip_metadata(&fx.image("v4.xfs"), open_xfs, locates, 0x1122_3345, 15, 8);
+}
+
+/// Whole disks opened as a snapshot is: flips in the partition tables (MBR and its chain of
+/// extended boot records, GPT), the filesystems' superblocks and the metadata the walk reads, and
+/// in the root's /etc/fstab that joins a second volume.
+#[test]
+fn corrupted_partition_tables_and_assembly() {
+    let Some(fx) = fixture() else { return };
+    flip_metadata(&fx.image("mbr-logical.raw"), open_disk, explains_disk_error, 0x5eed_0001, 30, 64);
+    flip_metadata(&fx.image("split.raw"), open_disk, explains_disk_error, 0x5eed_0002, 30, 64);
 }
 
 /// Corrupted and truncated copies of whole image files (qcow2 tables, VMDK grain directories,

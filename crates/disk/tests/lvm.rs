@@ -129,6 +129,14 @@ fn linear_logical_volume_in_two_segments() {
     assert_same_tree("lvm.raw", &host_tree(&fx.tree), &got);
 }
 
+/// Flips in the LVM label, the metadata text and the filesystem inside the logical volume: a clean
+/// result or an error saying where, never a panic or a hang.
+#[test]
+fn corrupted_lvm_metadata() {
+    let Some((_fx, dir)) = lvm_fixture("disk-lvm-v1", build) else { return };
+    hostile::flip_metadata(&dir.join("lvm.raw"), hostile::open_disk, hostile::explains_disk_error, 0x5eed_0003, 30, 64);
+}
+
 /// Two whole disks as physical volumes of one volume group, the root LV spanning both: one disk
 /// alone has no complete root, the two together read back as the source tree.
 fn build_spanning(fs_image: &Path, out: &Path) -> Result<(), String> {

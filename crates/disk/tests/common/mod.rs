@@ -12,6 +12,8 @@ use std::process::Command;
 use kensa_fs::{FileType, RawFs};
 use sha2::{Digest, Sha256};
 
+pub mod hostile;
+
 pub const MIB: u64 = 1 << 20;
 
 pub fn run(cmd: &mut Command) -> Result<(), String> {
