@@ -405,7 +405,7 @@ struct Inflater {
     spilled: Mutex<SpilledGrains>,
     /// Decompressors of completed grains, reset and reused (allocating and initialising one per
     /// grain showed in profiles).
-    spare: Mutex<Vec<Box<flate2::Decompress>>>,
+    spare: Mutex<Vec<flate2::Decompress>>,
     /// Output buffers of grains pushed out of the cache.
     spare_buffers: Mutex<Vec<Vec<u8>>>,
 }
@@ -449,13 +449,13 @@ impl Inflater {
         }
     }
 
-    fn decompressor(&self) -> Box<flate2::Decompress> {
+    fn decompressor(&self) -> flate2::Decompress {
         match self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             Some(mut d) => {
                 d.reset(self.zlib_header);
                 d
             }
-            None => Box::new(flate2::Decompress::new(self.zlib_header)),
+            None => flate2::Decompress::new(self.zlib_header),
         }
     }
 
@@ -522,7 +522,7 @@ struct PartialGrain {
     /// How much of `compressed` the decompressor has taken.
     consumed: usize,
     /// `None` once the grain is complete (its state is not kept in the cache).
-    dec: Option<Box<flate2::Decompress>>,
+    dec: Option<flate2::Decompress>,
     /// The grain's bytes inflated so far.
     out: Vec<u8>,
     /// Size of the grain inflated.
@@ -530,14 +530,14 @@ struct PartialGrain {
 }
 
 impl PartialGrain {
-    fn new(compressed_len: usize, grain: usize, dec: Box<flate2::Decompress>) -> Self {
+    fn new(compressed_len: usize, grain: usize, dec: flate2::Decompress) -> Self {
         PartialGrain { compressed_len, compressed: Vec::new(), consumed: 0, dec: Some(dec), out: Vec::new(), grain }
     }
 
     /// Inflates until `out` holds at least `end` bytes, reading the compressed stream (which
     /// starts at `data` in `file`) in pieces sized by the ratio seen so far.
     /// The decompressor of a grain it completes goes to `spare`.
-    fn inflate_to(&mut self, end: usize, file: &dyn BlockDev, data: u64, spare: &Mutex<Vec<Box<flate2::Decompress>>>) -> io::Result<()> {
+    fn inflate_to(&mut self, end: usize, file: &dyn BlockDev, data: u64, spare: &Mutex<Vec<flate2::Decompress>>) -> io::Result<()> {
         let grain = self.grain;
         // `decompress_vec` fills spare capacity only.
         self.out.reserve_exact(grain - self.out.len());
@@ -552,7 +552,7 @@ impl PartialGrain {
                 // stream's average before any output): estimates overshoot where the data ahead
                 // compresses better, and bytes read past the need are wasted, so converge on it
                 // from below in a few steps.
-                let still_needed = if have == 0 { self.compressed_len * end / grain } else { (end - have) * read / have };
+                let still_needed = ((end - have) * read).checked_div(have).unwrap_or(self.compressed_len * end / grain);
                 let want = (read + (still_needed / 3).max(GRAIN_READ_STEP)).min(self.compressed_len);
                 if want > read {
                     self.compressed.resize(want, 0);
@@ -619,7 +619,7 @@ impl SpilledGrains {
     }
 
     /// The grain rebuilt from its kept compressed bytes (inflated again on the next read).
-    fn take(&mut self, host: u64, decompressor: impl FnOnce() -> Box<flate2::Decompress>) -> Option<PartialGrain> {
+    fn take(&mut self, host: u64, decompressor: impl FnOnce() -> flate2::Decompress) -> Option<PartialGrain> {
         let (compressed, compressed_len, grain) = self.map.remove(&host)?;
         self.bytes -= compressed.len();
         // `order` keeps a stale key; it is skipped when popped (no longer in `map`).
@@ -1029,8 +1029,8 @@ mod tests {
         (grain, counters.clone(), FileLike { data: z.finish().unwrap(), counters })
     }
 
-    fn fresh() -> Box<flate2::Decompress> {
-        Box::new(flate2::Decompress::new(true))
+    fn fresh() -> flate2::Decompress {
+        flate2::Decompress::new(true)
     }
 
     struct FileLike {

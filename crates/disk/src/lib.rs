@@ -291,6 +291,7 @@ pub fn open_block_devices(disks: Vec<DiskInput>, limits: &Limits) -> Result<Disk
 
 /// Reads one disk's partition table (or finds a bare or lost filesystem) and appends its volumes
 /// to `found`. Returns the table kind.
+#[allow(clippy::too_many_arguments)]
 fn collect_disk_volumes(
     disk: Arc<dyn BlockDev>,
     counters: Arc<Counters>,

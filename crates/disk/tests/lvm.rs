@@ -27,10 +27,13 @@ fn lvm(args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// (LV extent, length in extents, PV device, PV extent)
+type Segment = (u64, u64, String, u64);
+
 /// The volume group's extent layout and its `root` LV's segments, as the LVM tools report them:
 /// (first byte of extents on a PV, extent size, [(LV extent, length in extents, PV device, PV
 /// extent)]).
-fn root_segments(vg: &str, pv: &str) -> Result<(u64, u64, Vec<(u64, u64, String, u64)>, String), String> {
+fn root_segments(vg: &str, pv: &str) -> Result<(u64, u64, Vec<Segment>, String), String> {
     let out = lvm(&["pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start,vg_extent_size", pv])?;
     let nums: Vec<u64> = out.split_whitespace().filter_map(|n| n.parse().ok()).collect();
     let (pe_start, extent) = (nums[0], nums[1]);

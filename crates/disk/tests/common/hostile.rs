@@ -131,7 +131,10 @@ pub type Opener = fn(Arc<dyn BlockDev>) -> Result<Root, String>;
 
 /// The ranges of `dev` read by opening it (tables, labels, superblocks, fstab), then those read
 /// by walking its tree (no file contents).
-fn metadata_ranges(dev: Arc<dyn BlockDev>, open: Opener) -> (Vec<(u64, usize)>, Vec<(u64, usize)>) {
+/// (offset, length) of each read.
+type Ranges = Vec<(u64, usize)>;
+
+fn metadata_ranges(dev: Arc<dyn BlockDev>, open: Opener) -> (Ranges, Ranges) {
     let rec = Arc::new(Recording { inner: dev, reads: Mutex::new(Vec::new()) });
     let root = open(rec.clone()).unwrap();
     let at_open = std::mem::take(&mut *rec.reads.lock().unwrap());
