@@ -230,7 +230,10 @@ fn scoring_models_match_openscap() {
 
 /// The values of the variables named `ids` as kensa and OpenSCAP compute them (one variable_test
 /// each, in one rule).
-fn time_difference_values(variables: &str, ids: &[&str]) -> (BTreeMap<String, Vec<String>>, Option<BTreeMap<String, Vec<String>>>) {
+/// Variable id -> its values.
+type Values = BTreeMap<String, Vec<String>>;
+
+fn time_difference_values(variables: &str, ids: &[&str]) -> (Values, Option<Values>) {
     let criteria: String = ids.iter().map(|i| format!(r#"<criterion test_ref="oval:t:tst:{i}"/>"#)).collect();
     let tests: String = ids.iter().map(|i| format!(r#"<ind:variable_test id="oval:t:tst:{i}" check="all" check_existence="any_exist" comment="{i}" version="1"><ind:object object_ref="oval:t:obj:{i}"/></ind:variable_test>"#)).collect();
     let objects: String = ids.iter().map(|i| format!(r#"<ind:variable_object id="oval:t:obj:{i}" version="1"><ind:var_ref>oval:t:var:{i}</ind:var_ref></ind:variable_object>"#)).collect();

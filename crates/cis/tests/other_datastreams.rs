@@ -216,7 +216,8 @@ fn rhel9_stig_on_debian_tree_matches_openscap() {
 /// Content for another platform: every selected rule is notapplicable, in both.
 #[test]
 fn foreign_content_is_notapplicable_like_openscap() {
-    let cases: [(&str, fn() -> Option<PathBuf>, &str, &str); 2] = [
+    type Case = (&'static str, fn() -> Option<PathBuf>, &'static str, &'static str);
+    let cases: [Case; 2] = [
         // The Debian tree (its copy: see jammy_rootfs).
         ("jammy-on-debian", jammy_rootfs, "ssg-rhel9-ds.xml", "cis"),
         ("rhel9-seed3", || rhel9_rootfs(3), "ssg-sle15-ds.xml", "cis"),

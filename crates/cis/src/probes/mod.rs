@@ -29,8 +29,11 @@ pub struct ProbeContext {
     pub live: bool,
     rpm_source: Box<dyn RpmSource>,
     rpms: OnceCell<Result<Vec<RpmPackage>, String>>,
-    rpm_files: OnceCell<Result<Vec<(RpmPackage, Vec<rpm::RpmFile>)>, String>>,
+    rpm_files: OnceCell<Result<Vec<PackageFiles>, String>>,
 }
+
+/// An installed rpm and the files it owns.
+type PackageFiles = (RpmPackage, Vec<rpm::RpmFile>);
 
 impl ProbeContext {
     pub fn new(root: Root, live: bool) -> Self {

@@ -28,6 +28,8 @@ impl DbLocation {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum DbCommand {
     /// Download the public vulnerability feeds and rebuild the database.
     ///
