@@ -41,10 +41,13 @@ impl std::fmt::Display for ImageFormat {
 
 /// Longest qcow2 backing chain we follow.
 const MAX_BACKING_DEPTH: usize = 16;
-/// Compressed clusters/grains kept (64 KiB each by default, plus a decompressor while half-read:
-/// about 27 MiB at most). Metadata reads scatter over the disk and come in 4 KiB pieces: without
-/// this, one grain is inflated again for every piece.
-const INFLATED_CACHE: usize = 256;
+/// Memory for inflated compressed clusters/grains: 256 grains of the usual 64 KiB (plus a
+/// decompressor each while half-read: about 27 MiB in all), fewer of larger ones (qcow2 clusters
+/// may be 2 MiB, VMDK grains 1 MiB). Metadata reads scatter over the disk and come in 4 KiB
+/// pieces: without this, one grain is inflated again for every piece.
+const INFLATED_CACHE_BYTES: u64 = 16 << 20;
+/// Memory for qcow2 L2 tables (a table is one cluster): 64 tables of 64 KiB.
+const L2_CACHE_BYTES: u64 = 4 << 20;
 /// Largest metadata table (qcow2 L1, VMDK grain directory) we load, in bytes.
 const MAX_TABLE_BYTES: u64 = 64 << 20;
 
@@ -184,7 +187,7 @@ impl Qcow2 {
         } else {
             None
         };
-        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new(64)), inflater: Inflater::new(false), backing })
+        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new((L2_CACHE_BYTES / cluster_size).max(2) as usize)), inflater: Inflater::new(false, cluster_size), backing })
     }
 
     fn l2_table(&self, l1_index: usize) -> io::Result<Option<Arc<Vec<u64>>>> {
@@ -335,7 +338,7 @@ impl VmdkSparse {
         let gd_off = le64(&h, 56).checked_mul(SECTOR).ok_or_else(|| corrupt(format!("{name}: grain directory offset overflows")))?;
         let raw = read_vec(&*file, gd_off, gd_entries * 4, MAX_TABLE_BYTES, &format!("{name}: grain directory"))?;
         let gd = raw.chunks_exact(4).map(|c| le32(c, 0)).collect();
-        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflater: Inflater::new(true) })
+        Ok(VmdkSparse { file, name, capacity, grain_bytes, gtes_per_gt: gtes, compressed, gd, gt_cache: Mutex::new(Lru::new(64)), inflater: Inflater::new(true, grain_bytes) })
     }
 
     fn grain_table(&self, gd_index: usize) -> io::Result<Option<Arc<Vec<u32>>>> {
@@ -411,8 +414,10 @@ struct Inflater {
 }
 
 impl Inflater {
-    fn new(zlib_header: bool) -> Self {
-        Inflater { zlib_header, grains: Mutex::new(Lru::new(INFLATED_CACHE)), spilled: Mutex::default(), spare: Mutex::default(), spare_buffers: Mutex::default() }
+    /// `grain`: the size of a cluster or grain inflated.
+    fn new(zlib_header: bool, grain: u64) -> Self {
+        let grains = Lru::new((INFLATED_CACHE_BYTES / grain.max(1)).max(8) as usize);
+        Inflater { zlib_header, grains: Mutex::new(grains), spilled: Mutex::default(), spare: Mutex::default(), spare_buffers: Mutex::default() }
     }
 
     /// A grain pushed out of the cache: if it was half-read, its compressed bytes are kept, so a
