@@ -43,7 +43,7 @@ impl std::fmt::Display for ImageFormat {
 const MAX_BACKING_DEPTH: usize = 16;
 /// Memory for inflated compressed clusters/grains: 256 grains of the usual 64 KiB (plus a
 /// decompressor each while half-read: about 27 MiB in all), fewer of larger ones (qcow2 clusters
-/// may be 2 MiB, VMDK grains 1 MiB). Metadata reads scatter over the disk and come in 4 KiB
+/// may be 2 MiB, VMDK grains 1 MiB), never more than 256. Metadata reads scatter over the disk and come in 4 KiB
 /// pieces: without this, one grain is inflated again for every piece.
 const INFLATED_CACHE_BYTES: u64 = 16 << 20;
 /// Memory for qcow2 L2 tables (a table is one cluster): 64 tables of 64 KiB.
@@ -416,7 +416,9 @@ struct Inflater {
 impl Inflater {
     /// `grain`: the size of a cluster or grain inflated.
     fn new(zlib_header: bool, grain: u64) -> Self {
-        let grains = Lru::new((INFLATED_CACHE_BYTES / grain.max(1)).max(8) as usize);
+        // At most 256 grains however small: a half-read one also holds a decompressor (its 32 KiB
+        // window included).
+        let grains = Lru::new((INFLATED_CACHE_BYTES / grain.max(1)).clamp(8, 256) as usize);
         Inflater { zlib_header, grains: Mutex::new(grains), spilled: Mutex::default(), spare: Mutex::default(), spare_buffers: Mutex::default() }
     }
 
