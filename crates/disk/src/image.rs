@@ -43,8 +43,8 @@ impl std::fmt::Display for ImageFormat {
 const MAX_BACKING_DEPTH: usize = 16;
 /// Memory for inflated compressed clusters/grains: 256 grains of the usual 64 KiB (plus a
 /// decompressor each while half-read: about 27 MiB in all), fewer of larger ones (qcow2 clusters
-/// may be 2 MiB, VMDK grains 1 MiB), never more than 256. Metadata reads scatter over the disk and come in 4 KiB
-/// pieces: without this, one grain is inflated again for every piece.
+/// may be 2 MiB, VMDK grains 1 MiB), never more than 256. Metadata reads scatter over the disk
+/// and come in 4 KiB pieces: without this, one grain is inflated again for every piece.
 const INFLATED_CACHE_BYTES: u64 = 16 << 20;
 /// Memory for qcow2 L2 tables (a table is one cluster): 64 tables of 64 KiB.
 const L2_CACHE_BYTES: u64 = 4 << 20;
