@@ -320,20 +320,23 @@ pub fn crc32c(data: &[u8]) -> u32 {
     !crc
 }
 
-/// Parsed directory listings by inode: up to 128 ordinary ones (at most 4096 entries each) and big
-/// ones up to [`BIG_LISTING_ENTRIES`] entries in all (always the most recent one), so memory stays
-/// bounded however large a hostile directory is, while a walk through a big directory does not
-/// re-read it for every child, nor a big directory inside a big one both for every grandchild
-/// (with room for one big listing, a lookup below them re-parsed both: 6.3 s for three 5,000-file
-/// directories inside a 5,000-file one).
+/// Parsed directory listings by inode: up to 128 ordinary ones (at most 4096 entries and 256 KiB
+/// each) and big ones up to [`BIG_LISTINGS_BYTES`] in all (always the most recent one), so memory
+/// stays bounded however large a hostile directory is or long its names are, while a walk through
+/// a big directory does not re-read it for every child, nor a big directory inside a big one both
+/// for every grandchild (with room for one big listing, a lookup below them re-parsed both: 6.3 s
+/// for three 5,000-file directories inside a 5,000-file one).
 pub(crate) struct DirCache<I> {
     small: Lru<Arc<DirListing<I>>>,
     /// Most recently used last.
     big: Vec<(u64, Arc<DirListing<I>>)>,
 }
 
-/// Entries of the big listings kept (about 60 bytes each).
-const BIG_LISTING_ENTRIES: usize = 1 << 21;
+/// Memory of the big listings kept: about 2M entries with typical names (60 bytes an entry).
+const BIG_LISTINGS_BYTES: usize = 128 << 20;
+/// A listing with more entries or bytes than these is a big one.
+const SMALL_LISTING_ENTRIES: usize = 4096;
+const SMALL_LISTING_BYTES: usize = 256 << 10;
 
 impl<I> Default for DirCache<I> {
     fn default() -> Self {
@@ -352,12 +355,12 @@ impl<I> DirCache<I> {
         self.small.get(ino)
     }
     pub fn put(&mut self, ino: u64, listing: Arc<DirListing<I>>) {
-        if listing.len() > 4096 {
+        if listing.len() > SMALL_LISTING_ENTRIES || listing.bytes() > SMALL_LISTING_BYTES {
             self.big.retain(|(n, _)| *n != ino);
             self.big.push((ino, listing));
-            let mut total: usize = self.big.iter().map(|(_, l)| l.len()).sum();
-            while total > BIG_LISTING_ENTRIES && self.big.len() > 1 {
-                total -= self.big.remove(0).1.len();
+            let mut total: usize = self.big.iter().map(|(_, l)| l.bytes()).sum();
+            while total > BIG_LISTINGS_BYTES && self.big.len() > 1 {
+                total -= self.big.remove(0).1.bytes();
             }
         } else {
             self.small.put(ino, listing);
@@ -557,10 +560,28 @@ mod dir_cache_tests {
         c.put(2, listing(5000));
         assert!(c.get(1).is_some() && c.get(2).is_some(), "a big directory inside a big one keeps both");
         // Past the budget the least recently used go, never the newest.
-        c.put(3, listing(BIG_LISTING_ENTRIES));
+        let huge = listing(5000);
+        c.put(3, listing(BIG_LISTINGS_BYTES / huge.bytes() * 5000));
         assert!(c.get(3).is_some());
         assert!(c.get(1).is_none() && c.get(2).is_none());
         c.put(4, listing(10));
         assert!(c.get(4).is_some() && c.get(3).is_some());
+    }
+
+    /// Few entries with the longest names a directory may hold still count as big: the budget is
+    /// in bytes, so a hostile directory of 255-byte names cannot pin more memory than short ones.
+    #[test]
+    fn listings_are_budgeted_by_their_bytes() {
+        let long = |n: usize| Arc::new(DirListing::new((0..n).map(|i| RawEntry { name: format!("{i:0>255}").into_bytes(), ino: i as u32, ftype: 1 }).collect()));
+        let mut c = DirCache::default();
+        let one = long(2000);
+        assert!(one.len() <= SMALL_LISTING_ENTRIES && one.bytes() > SMALL_LISTING_BYTES);
+        let per = one.bytes();
+        for ino in 0..(BIG_LISTINGS_BYTES / per + 8) as u64 {
+            c.put(ino, long(2000));
+        }
+        let held: usize = c.big.iter().map(|(_, l)| l.bytes()).sum();
+        assert!(held <= BIG_LISTINGS_BYTES, "{held} bytes held");
+        assert!(c.small.get(0).is_none());
     }
 }

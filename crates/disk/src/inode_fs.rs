@@ -29,6 +29,8 @@ pub(crate) struct DirListing<I> {
     /// Indices of `entries` sorted by name (stable, so the first of duplicate names comes first);
     /// empty for small directories.
     by_name: Vec<u32>,
+    /// Memory held, names included (what the listing caches budget).
+    bytes: usize,
 }
 
 /// Directories with more entries than this get a name index.
@@ -41,11 +43,18 @@ impl<I> DirListing<I> {
             by_name = (0..entries.len() as u32).collect();
             by_name.sort_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
         }
-        DirListing { entries, by_name }
+        let bytes = entries.iter().map(|e| e.name.capacity()).sum::<usize>()
+            + entries.capacity() * std::mem::size_of::<RawEntry<I>>()
+            + by_name.capacity() * std::mem::size_of::<u32>();
+        DirListing { entries, by_name, bytes }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The first record named `name` (a corrupt directory may hold the same name twice).
