@@ -375,18 +375,7 @@ fn build_finding(
     let cves: Vec<String> = std::iter::once(id.to_string()).chain(related.iter().cloned()).filter(|x| x.starts_with("CVE-")).collect();
 
     // CVSS: the record's own, else its CVEs' (e.g. NVD records for an ALSA's CVEs).
-    let mut severities = rec.severities.clone();
-    if !severities.iter().any(|s| matches!(s.kind, SeverityKind::CvssV3 | SeverityKind::CvssV4)) {
-        for cve in cves.iter().filter(|c| c.as_str() != id).take(20) {
-            if let Some(v) = records.get(db, cve)? {
-                for s in v.severities {
-                    if !severities.iter().any(|x| x.vector == s.vector) {
-                        severities.push(s);
-                    }
-                }
-            }
-        }
-    }
+    let severities = kensa_vulndb::search::scores_with(&rec.severities, cves.iter().map(String::as_str).filter(|c| *c != id), |cve| records.get(db, cve))?;
     let cvss: Vec<Cvss> = severities
         .iter()
         .filter(|s| s.kind != SeverityKind::Other)

@@ -13,14 +13,26 @@ pub fn pick_severity(scores: &[Severity], kind: SeverityKind) -> Option<&Severit
 }
 
 /// The CVSS scores of `v`: its own, else those of its CVEs (a PYSEC or GHSA record often carries
-/// none while NVD scores the CVE; findings borrow them the same way). Each keeps its source.
+/// none while NVD scores the CVE). Each keeps its source.
 pub fn scores(db: &VulnDb, v: &Vulnerability) -> Result<Vec<Severity>> {
-    let mut out = v.severities.clone();
+    let cves = v.aliases.iter().chain(v.related.iter()).map(String::as_str).filter(|a| a.starts_with("CVE-") && *a != v.id);
+    scores_with(&v.severities, cves, |cve| db.vulnerability(cve))
+}
+
+/// `own` scores when they include CVSS v3 or v4, else with those of the records `lookup` finds
+/// for `cves` (the first 20) added, each vector once. `db search` and findings both score this way;
+/// the matcher looks records up through its per-scan cache.
+pub fn scores_with<'a, E>(
+    own: &[Severity],
+    cves: impl IntoIterator<Item = &'a str>,
+    mut lookup: impl FnMut(&str) -> std::result::Result<Option<Vulnerability>, E>,
+) -> std::result::Result<Vec<Severity>, E> {
+    let mut out = own.to_vec();
     if out.iter().any(|s| matches!(s.kind, SeverityKind::CvssV3 | SeverityKind::CvssV4)) {
         return Ok(out);
     }
-    for cve in v.aliases.iter().chain(v.related.iter()).filter(|a| a.starts_with("CVE-") && **a != v.id).take(20) {
-        if let Some(c) = db.vulnerability(cve)? {
+    for cve in cves.into_iter().take(20) {
+        if let Some(c) = lookup(cve)? {
             for s in c.severities {
                 if !out.iter().any(|x| x.vector == s.vector) {
                     out.push(s);
