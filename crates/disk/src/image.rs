@@ -436,15 +436,9 @@ impl Inflater {
                 // Most grains are left half-read (a directory block, a file head): their
                 // decompressors are reused too, or every new grain would allocate one.
                 if let Some(dec) = old.dec.take() {
-                    let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-                    if spare.len() < SPARE_DECOMPRESSORS {
-                        spare.push(dec);
-                    }
+                    keep_spare(&self.spare, dec);
                 }
-                let mut spare = self.spare_buffers.lock().unwrap_or_else(|e| e.into_inner());
-                if spare.len() < SPARE_DECOMPRESSORS {
-                    spare.push(std::mem::take(&mut old.out));
-                }
+                keep_spare(&self.spare_buffers, std::mem::take(&mut old.out));
             }
             // Another reader still holds it: leave its buffer to them.
             Err(old) => {
@@ -515,6 +509,14 @@ impl Inflater {
 const GRAIN_READ_STEP: usize = 256;
 /// Decompressors (and grain buffers) kept for reuse.
 const SPARE_DECOMPRESSORS: usize = 8;
+
+/// Keeps `item` for reuse unless [`SPARE_DECOMPRESSORS`] are kept already.
+fn keep_spare<T>(spare: &Mutex<Vec<T>>, item: T) {
+    let mut spare = spare.lock().unwrap_or_else(|e| e.into_inner());
+    if spare.len() < SPARE_DECOMPRESSORS {
+        spare.push(item);
+    }
+}
 /// Memory for the compressed bytes of half-read grains evicted from the grain cache.
 const SPILLED_BYTES: usize = 16 << 20;
 
@@ -576,10 +578,7 @@ impl PartialGrain {
                 self.out.resize(grain, 0);
                 self.compressed = Vec::new();
                 if let Some(dec) = self.dec.take() {
-                    let mut spare = spare.lock().unwrap_or_else(|e| e.into_inner());
-                    if spare.len() < SPARE_DECOMPRESSORS {
-                        spare.push(dec);
-                    }
+                    keep_spare(spare, dec);
                 }
             } else if self.compressed.len() == self.compressed_len && self.out.len() == have && took == 0 {
                 return Err(corrupt(format!("truncated: {} of {grain} bytes inflated from {} compressed bytes", self.out.len(), self.compressed.len())));
