@@ -46,8 +46,12 @@ const MAX_BACKING_DEPTH: usize = 16;
 /// may be 2 MiB, VMDK grains 1 MiB), never more than 256. Metadata reads scatter over the disk
 /// and come in 4 KiB pieces: without this, one grain is inflated again for every piece.
 const INFLATED_CACHE_BYTES: u64 = 16 << 20;
-/// Memory for qcow2 L2 tables (a table is one cluster): 64 tables of 64 KiB.
+/// Memory for qcow2 L2 table slices: 1,024 slices of 4 KiB.
 const L2_CACHE_BYTES: u64 = 4 << 20;
+/// qcow2 L2 tables are read in slices of this size (qemu's `l2-cache-entry-size` does the same):
+/// a whole table is a cluster (64 KiB maps 512 MiB of guest data), of which a scan needs a few
+/// scattered entries. On a small tree whole tables were a quarter of the bytes read.
+const L2_SLICE_BYTES: u64 = 4096;
 /// Largest metadata table (qcow2 L1, VMDK grain directory) we load, in bytes.
 const MAX_TABLE_BYTES: u64 = 64 << 20;
 
@@ -187,43 +191,48 @@ impl Qcow2 {
         } else {
             None
         };
-        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new((L2_CACHE_BYTES / cluster_size).max(2) as usize)), inflater: Inflater::new(false, cluster_size), backing })
+        Ok(Qcow2 { file, name, cluster_bits, size, l1, l2_cache: Mutex::new(Lru::new((L2_CACHE_BYTES / L2_SLICE_BYTES.min(cluster_size)) as usize)), inflater: Inflater::new(false, cluster_size), backing })
     }
 
-    fn l2_table(&self, l1_index: usize) -> io::Result<Option<Arc<Vec<u64>>>> {
-        let entry = self.l1[l1_index];
-        let off = entry & QCOW_OFFSET_MASK;
-        if off == 0 {
-            return Ok(None);
-        }
-        if let Some(t) = self.l2_cache.lock().unwrap_or_else(|e| e.into_inner()).get(off) {
-            return Ok(Some(t));
-        }
+    /// The L2 entry of a guest cluster (0 when its table is unallocated), read through the cache
+    /// of table slices.
+    fn l2_entry(&self, cluster_index: u64) -> io::Result<u64> {
         let cluster = 1u64 << self.cluster_bits;
-        if off.checked_add(cluster).is_none_or(|e| e > self.file.size()) {
+        let l2_entries = cluster / 8;
+        let l1_index = (cluster_index / l2_entries) as usize;
+        let table = self.l1[l1_index] & QCOW_OFFSET_MASK;
+        if table == 0 {
+            return Ok(0);
+        }
+        if table.checked_add(cluster).is_none_or(|e| e > self.file.size()) {
             return Err(corrupt(format!(
-                "{}: L1 entry {l1_index} points to an L2 table at offset {off}, past the end of the file ({} bytes)",
+                "{}: L1 entry {l1_index} points to an L2 table at offset {table}, past the end of the file ({} bytes)",
                 self.name,
                 self.file.size()
             )));
         }
-        let raw = read_vec(&*self.file, off, cluster, cluster, "qcow2 L2 table")?;
-        let table: Arc<Vec<u64>> = Arc::new(raw.chunks_exact(8).map(|c| be64(c, 0)).collect());
-        self.l2_cache.lock().unwrap_or_else(|e| e.into_inner()).put(off, table.clone());
-        Ok(Some(table))
+        let slice_bytes = L2_SLICE_BYTES.min(cluster);
+        let per_slice = slice_bytes / 8;
+        let in_table = cluster_index % l2_entries;
+        let slice_off = table + in_table / per_slice * slice_bytes;
+        let cached = self.l2_cache.lock().unwrap_or_else(|e| e.into_inner()).get(slice_off);
+        let slice = match cached {
+            Some(s) => s,
+            None => {
+                let raw = read_vec(&*self.file, slice_off, slice_bytes, slice_bytes, "qcow2 L2 table")?;
+                let slice: Arc<Vec<u64>> = Arc::new(raw.chunks_exact(8).map(|c| be64(c, 0)).collect());
+                self.l2_cache.lock().unwrap_or_else(|e| e.into_inner()).put(slice_off, slice.clone());
+                slice
+            }
+        };
+        Ok(slice[(in_table % per_slice) as usize])
     }
 
     /// Fills `buf` (inside one cluster) for guest offset `off`.
     fn read_cluster_part(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         let cluster = 1u64 << self.cluster_bits;
-        let l2_entries = cluster / 8;
-        let cluster_index = off >> self.cluster_bits;
         let within = off & (cluster - 1);
-        let l1_index = (cluster_index / l2_entries) as usize;
-        let entry = match self.l2_table(l1_index)? {
-            Some(t) => t[(cluster_index % l2_entries) as usize],
-            None => 0,
-        };
+        let entry = self.l2_entry(off >> self.cluster_bits)?;
         if entry & QCOW_OFLAG_COMPRESSED != 0 {
             let x = 62 - (self.cluster_bits - 8);
             let host = entry & ((1u64 << x) - 1);

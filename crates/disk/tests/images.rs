@@ -61,6 +61,8 @@ image_test!(vmdk_monolithic_flat, "flat.vmdk", ImageFormat::VmdkDescriptor, Tabl
 image_test!(vmdk_two_gb_extents_sparse, "split-sparse.vmdk", ImageFormat::VmdkDescriptor, TableKind::Mbr, "ext4");
 image_test!(vmdk_descriptor_flat_and_zero_extents, "extents.vmdk", ImageFormat::VmdkDescriptor, TableKind::Gpt, "ext4");
 image_test!(qcow2_v2, "v2.qcow2", ImageFormat::Qcow2, TableKind::Gpt, "xfs");
+image_test!(qcow2_2m_clusters, "big-cluster.qcow2", ImageFormat::Qcow2, TableKind::Mbr, "ext4");
+image_test!(qcow2_1k_clusters, "small-cluster.qcow2", ImageFormat::Qcow2, TableKind::Gpt, "xfs");
 image_test!(disk_without_partition_table, "no-table.raw", ImageFormat::Raw, TableKind::None, "ext4");
 image_test!(qcow2_backing_chain, "overlay.qcow2", ImageFormat::Qcow2, TableKind::Mbr, "ext4");
 

@@ -138,7 +138,7 @@ pub fn fixture() -> Option<Fixture> {
         }
     }
     let tools = kensa_testdata::shared_tools()?;
-    let dir = kensa_testdata::cached_fixture("disk-images-v10", |out| {
+    let dir = kensa_testdata::cached_fixture("disk-images-v11", |out| {
         let tree = out.join("tree");
         let images = out.join("images");
         make_tree(&tree)?;
@@ -184,7 +184,7 @@ pub fn fix_gpt(images: &Path, root_mib: u64) -> Result<(), String> {
 }
 
 /// Images beyond make-disk-images.sh: other ext variants, xfs v4, MBR logical partitions, qcow2
-/// compressed / v2 / backing chain, and a two-volume disk whose fstab mounts /var.
+/// compressed / v2 / backing chain / 2 MiB and 1 KiB clusters, and a two-volume disk whose fstab mounts /var.
 fn extra_images(tree: &Path, images: &Path, tools: &Path) -> Result<(), String> {
     let img = |n: &str| images.join(n);
     let mkfs_ext = |name: &str, args: &[&str]| -> Result<(), String> {
@@ -241,6 +241,10 @@ fn extra_images(tree: &Path, images: &Path, tools: &Path) -> Result<(), String> 
     )
     .map_err(|e| e.to_string())?;
     run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "qcow2", "-o", "compat=0.10"]).arg(img("disk-gpt-xfs.raw")).arg(img("v2.qcow2")))?;
+    // The largest and smallest clusters qcow2 allows but one: L2 tables of 262,144 entries (read
+    // in 4 KiB slices) and of 128 (a slice is the whole table).
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=2M"]).arg(img("disk-mbr-ext4.raw")).arg(img("big-cluster.qcow2")))?;
+    run(Command::new("qemu-img").args(["convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=1024"]).arg(img("disk-gpt-xfs.raw")).arg(img("small-cluster.qcow2")))?;
     let _ = std::fs::remove_file(img("overlay.qcow2"));
     run(Command::new("qemu-img").args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "compressed.qcow2"]).arg(img("overlay.qcow2")).current_dir(images))?;
     // Two volumes: an ext4 root without /var content, and an xfs /var that its fstab mounts.
