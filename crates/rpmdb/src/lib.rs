@@ -8,8 +8,9 @@
 //!
 //! The backend is detected from the file's content, not its name. [`PackageDb`] yields header
 //! blobs in the order rpm lists them; [`header::parse_package`] reads the fields kensa needs.
-//! Memory stays bounded: Berkeley DB and ndb are read page by page through `Read + Seek`, sqlite
-//! through a temporary on-disk copy, and one header may be at most [`MAX_BLOB`] bytes.
+//! Memory stays bounded: every backend is read page by page through `Read + Seek` (sqlite by our
+//! own reader of its file format, without copying the file), and one header may be at most
+//! [`MAX_BLOB`] bytes.
 
 mod bdb;
 pub mod header;
@@ -114,7 +115,7 @@ pub struct PackageDb {
 impl PackageDb {
     /// Opens a database, detecting its backend from the content. `wal` is the sqlite write-ahead
     /// log beside the file (`rpmdb.sqlite-wal`), if there is one; other backends ignore it.
-    pub fn open(mut reader: Box<dyn ReadSeek>, wal: Option<&mut dyn Read>) -> Result<Self, DbError> {
+    pub fn open(mut reader: Box<dyn ReadSeek>, wal: Option<Box<dyn ReadSeek>>) -> Result<Self, DbError> {
         let mut prefix = [0u8; 16];
         reader.seek(SeekFrom::Start(0)).map_err(|e| DbError::io("seeking", e))?;
         let n = read_up_to(&mut reader, &mut prefix).map_err(|e| DbError::io("reading the file's first bytes", e))?;
@@ -135,8 +136,8 @@ impl PackageDb {
         let file = std::fs::File::open(path).map_err(|e| DbError::io(format!("opening {}", path.display()), e))?;
         let mut wal_name = path.as_os_str().to_owned();
         wal_name.push("-wal");
-        let mut wal = std::fs::File::open(wal_name).ok();
-        PackageDb::open(Box::new(file), wal.as_mut().map(|f| f as &mut dyn Read))
+        let wal = std::fs::File::open(wal_name).ok();
+        PackageDb::open(Box::new(file), wal.map(|f| Box::new(f) as Box<dyn ReadSeek>))
     }
 
     pub fn backend(&self) -> Backend {

@@ -4,7 +4,6 @@
 //! own rpm database reader (crates/rpmdb: Berkeley DB, ndb and sqlite, opened through
 //! `kensa_fs::Root`). The signature key id comes from the header's RSA/DSA/PGP signature.
 
-use std::io::Read;
 
 use kensa_fs::Root;
 
@@ -96,8 +95,8 @@ impl KensaRpmDb {
         // No rpm database at all: no packages (a Debian target, for instance).
         let Some(path) = DB_PATHS.iter().find(|p| root.is_file(p)) else { return Ok(Vec::new()) };
         let file = root.open(path).map_err(|e| e.to_string())?;
-        let mut wal: Option<Box<dyn kensa_fs::ReadSeek>> = root.open(format!("{path}-wal")).ok();
-        let db = kensa_rpmdb::PackageDb::open(Box::new(file), wal.as_mut().map(|w| w as &mut dyn Read)).map_err(|e| format!("{path}: {e}"))?;
+        let wal = root.open(format!("{path}-wal")).ok().map(|w| Box::new(w) as Box<dyn kensa_rpmdb::ReadSeek>);
+        let db = kensa_rpmdb::PackageDb::open(Box::new(file), wal).map_err(|e| format!("{path}: {e}"))?;
         let mut out = Vec::new();
         for blob in db {
             let blob = blob.map_err(|e| format!("{path}: {e}"))?;

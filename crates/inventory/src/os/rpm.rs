@@ -153,11 +153,11 @@ fn open(root: &Root, db_path: &Path) -> Result<PackageDb, String> {
     let file = root.open(db_path).map_err(|e| e.to_string())?;
     let mut wal_path = db_path.as_os_str().to_owned();
     wal_path.push("-wal");
-    let mut wal = match root.metadata(&wal_path) {
-        Ok(md) if md.is_file() && md.size > 0 => Some(root.open(&wal_path).map_err(|e| e.to_string())?),
+    let wal = match root.metadata(&wal_path) {
+        Ok(md) if md.is_file() && md.size > 0 => Some(Box::new(root.open(&wal_path).map_err(|e| e.to_string())?) as Box<dyn kensa_rpmdb::ReadSeek>),
         _ => None,
     };
-    PackageDb::open(Box::new(file), wal.as_mut().map(|w| w as &mut dyn std::io::Read)).map_err(|e: DbError| e.to_string())
+    PackageDb::open(Box::new(file), wal).map_err(|e: DbError| e.to_string())
 }
 
 /// The purl namespace for a distribution: its os-release ID, except Red Hat's (`rhel` -> `redhat`),
