@@ -102,7 +102,7 @@ fn every_page_size_with_overflow_chains_and_rewritten_rows() {
         let db = dir.path().join("rpmdb.sqlite");
         let conn = Connection::open(&db).unwrap();
         conn.execute_batch(&format!("PRAGMA page_size = {page_size}; PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF; {SCHEMA}")).unwrap();
-        let mut rng = Rng(seed * 0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         populate(&conn, &mut rng, 150, 3, 300_000);
         drop(conn);
         let expected = oracle(&db, None);
