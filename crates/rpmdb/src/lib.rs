@@ -20,7 +20,6 @@ mod sqlite;
 use std::io::{Read, Seek, SeekFrom};
 
 pub use header::{parse_package, HeaderError, RpmPackage};
-pub use sqlite::MAX_SQLITE_FILE;
 
 /// Largest header blob accepted from any backend.
 pub const MAX_BLOB: usize = header::MAX_HEADER_SIZE;

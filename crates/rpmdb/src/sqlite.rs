@@ -21,8 +21,9 @@ use std::io::SeekFrom;
 
 use crate::{BlobRef, DbError, ReadSeek};
 
-/// Largest rpmdb.sqlite-wal accepted (SQLite checkpoints at 1,000 pages, about 4 MiB, by default).
-pub const MAX_SQLITE_FILE: u64 = 4 << 30;
+/// Most frames indexed from a write-ahead log (4 GiB of 4 KiB pages; the index costs ~24 bytes a
+/// frame). SQLite checkpoints at 1,000 frames by default, rpm when it closes the database.
+const MAX_WAL_FRAMES: u64 = 1 << 20;
 /// SQLite's own limit on b-tree depth (BTCURSOR_MAX_DEPTH).
 const MAX_DEPTH: usize = 20;
 const HEADER_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -101,9 +102,6 @@ impl Pager {
     fn load_wal(&mut self, mut wal: Box<dyn ReadSeek>) -> Result<(), DbError> {
         let io = |e| DbError::io("reading the sqlite write-ahead log", e);
         let len = wal.seek(SeekFrom::End(0)).map_err(io)?;
-        if len > MAX_SQLITE_FILE {
-            return Err(DbError::corrupt(format!("sqlite: the {len}-byte write-ahead log is larger than the {MAX_SQLITE_FILE}-byte limit")));
-        }
         if len < WAL_HEADER as u64 {
             return Ok(());
         }
@@ -120,6 +118,9 @@ impl Pager {
         }
         let salts = &h[16..24];
         let frame_len = (WAL_FRAME_HEADER + self.page_size) as u64;
+        if (len - WAL_HEADER as u64) / frame_len > MAX_WAL_FRAMES {
+            return Err(DbError::corrupt(format!("sqlite: the {len}-byte write-ahead log holds more than {MAX_WAL_FRAMES} frames of {} bytes", self.page_size)));
+        }
         let mut frame = vec![0u8; frame_len as usize];
         let mut pending: Vec<(u32, u64)> = Vec::new();
         let mut off = WAL_HEADER as u64;

@@ -4,7 +4,6 @@
 //! own rpm database reader (crates/rpmdb: Berkeley DB, ndb and sqlite, opened through
 //! `kensa_fs::Root`). The signature key id comes from the header's RSA/DSA/PGP signature.
 
-
 use kensa_fs::Root;
 
 use super::spec;
