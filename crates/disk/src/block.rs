@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,6 +69,9 @@ pub struct Counters {
     pub bytes_read: AtomicU64,
     pub blocks_fetched: AtomicU64,
     pub files_opened: AtomicU64,
+    /// Host files opened as devices: (st_dev, st_ino) -> bytes allocated. Keyed so a file opened
+    /// twice (two extents of one VMDK descriptor) counts once.
+    image_files: Mutex<HashMap<(u64, u64), u64>>,
 }
 
 impl Counters {
@@ -77,6 +80,7 @@ impl Counters {
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             blocks_fetched: self.blocks_fetched.load(Ordering::Relaxed),
             files_opened: self.files_opened.load(Ordering::Relaxed),
+            allocated_bytes: self.image_files.lock().unwrap_or_else(|e| e.into_inner()).values().sum(),
         }
     }
 }
@@ -106,6 +110,8 @@ impl FileDev {
         let md = file.metadata()?;
         readable(&md)?;
         let size = if md.is_file() { md.len() } else { block_device_size(&file)? };
+        let allocated = if md.is_file() { md.blocks() * 512 } else { size };
+        counters.image_files.lock().unwrap_or_else(|e| e.into_inner()).insert((md.dev(), md.ino()), allocated);
         Ok(FileDev { file, path: path.to_path_buf(), size, counters })
     }
 

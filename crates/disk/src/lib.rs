@@ -94,6 +94,7 @@ impl DiskTarget {
             bytes_read: a.bytes_read + b.bytes_read,
             blocks_fetched: a.blocks_fetched + b.blocks_fetched,
             files_opened: a.files_opened + b.files_opened,
+            allocated_bytes: a.allocated_bytes + b.allocated_bytes,
         })
     }
 }

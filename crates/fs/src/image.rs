@@ -710,6 +710,6 @@ impl RawFs for ImageFs {
     /// File contents read and files opened since the image was indexed (opening it reads every
     /// layer once; that is not counted).
     fn stats(&self) -> Option<IoStats> {
-        Some(IoStats { bytes_read: self.bytes_read.load(Ordering::Relaxed), blocks_fetched: 0, files_opened: self.files_opened.load(Ordering::Relaxed) })
+        Some(IoStats { bytes_read: self.bytes_read.load(Ordering::Relaxed), files_opened: self.files_opened.load(Ordering::Relaxed), ..Default::default() })
     }
 }

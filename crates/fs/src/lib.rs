@@ -98,6 +98,9 @@ pub struct IoStats {
     pub bytes_read: u64,
     pub blocks_fetched: u64,
     pub files_opened: u64,
+    /// What the files read from (disk images, their backing files and extents) allocate on the
+    /// host's disk, each counted once; 0 when not known.
+    pub allocated_bytes: u64,
 }
 
 /// Errors with the path they concern.

@@ -47,8 +47,8 @@ pub struct SbomArgs {
     /// letters, digits, `_`, `-` and one `.` per component, at most 512 characters.
     #[arg(long = "path", value_name = "DIR")]
     pub paths: Vec<String>,
-    /// When done, print one line to stderr: bytes read from the target (disk images), blocks
-    /// fetched, files opened and the elapsed time.
+    /// When done, print one line to stderr: bytes read from the target (disk images) and their
+    /// share of what the image files allocate, blocks fetched, files opened and the elapsed time.
     #[arg(long)]
     pub stats: bool,
 }
@@ -133,14 +133,21 @@ pub fn run(args: SbomArgs) -> anyhow::Result<ExitCode> {
 /// The `--stats` line: I/O counters where the source keeps them (disk images), and elapsed time.
 pub fn stats_line(root: &kensa_fs::Root, elapsed: std::time::Duration) -> String {
     match root.stats() {
-        Some(s) => format!(
-            "stats: {} bytes read ({:.1} MiB), {} blocks fetched, {} files opened, {:.3} s elapsed",
-            s.bytes_read,
-            s.bytes_read as f64 / (1 << 20) as f64,
-            s.blocks_fetched,
-            s.files_opened,
-            elapsed.as_secs_f64()
-        ),
+        Some(s) => {
+            let mib = |b: u64| b as f64 / (1 << 20) as f64;
+            let share = match s.allocated_bytes {
+                0 => String::new(),
+                a => format!(", {:.1}% of the {:.1} MiB the image files allocate", 100.0 * s.bytes_read as f64 / a as f64, mib(a)),
+            };
+            format!(
+                "stats: {} bytes read ({:.1} MiB{share}), {} blocks fetched, {} files opened, {:.3} s elapsed",
+                s.bytes_read,
+                mib(s.bytes_read),
+                s.blocks_fetched,
+                s.files_opened,
+                elapsed.as_secs_f64()
+            )
+        }
         None => format!("stats: bytes read not tracked for this target, {:.3} s elapsed", elapsed.as_secs_f64()),
     }
 }

@@ -89,8 +89,8 @@ pub struct ScanArgs {
     /// No progress bar on a terminal.
     #[arg(long)]
     pub no_progress: bool,
-    /// When done, print one line to stderr: bytes read from the target (disk images), blocks
-    /// fetched, files opened and the elapsed time.
+    /// When done, print one line to stderr: bytes read from the target (disk images) and their
+    /// share of what the image files allocate, blocks fetched, files opened and the elapsed time.
     #[arg(long)]
     pub stats: bool,
 }
