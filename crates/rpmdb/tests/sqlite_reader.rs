@@ -112,6 +112,48 @@ fn every_page_size_with_overflow_chains_and_rewritten_rows() {
     }
 }
 
+/// Layouts rpm does not make but SQLite allows: bytes reserved at each page's end (as checksum
+/// or encryption extensions use them), UTF-16 text in the schema, and auto-vacuum's pointer-map
+/// pages between the table's pages.
+#[test]
+fn reserved_bytes_utf16_and_auto_vacuum() {
+    for (what, page_size, reserved, pragmas) in [
+        ("40 reserved bytes", 1024u32, 40u8, ""),
+        ("255 reserved bytes", 4096, 255, ""),
+        ("UTF-16le", 4096, 0, "PRAGMA encoding = 'UTF-16le';"),
+        ("UTF-16be, auto-vacuum", 512, 0, "PRAGMA encoding = 'UTF-16be'; PRAGMA auto_vacuum = FULL;"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("rpmdb.sqlite");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(&format!("PRAGMA page_size = {page_size}; {pragmas} PRAGMA user_version = 1;")).unwrap();
+        drop(conn);
+        if reserved > 0 {
+            // SQLite keeps the reserved size of the file it opens: set it in the header of the
+            // still empty database, and move page 1's (empty) cell content area below it.
+            let mut bytes = std::fs::read(&db).unwrap();
+            bytes[20] = reserved;
+            bytes[105..107].copy_from_slice(&(page_size as u16 - reserved as u16).to_be_bytes());
+            std::fs::write(&db, bytes).unwrap();
+        }
+        // Auto-vacuum is fixed when the file is made, the encoding with the first table.
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(&format!("{pragmas} {SCHEMA}")).unwrap();
+        populate(&conn, &mut Rng(page_size as u64 + reserved as u64), 90, 3, 100_000);
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok", "{what}");
+        drop(conn);
+        let header = std::fs::read(&db).unwrap();
+        assert_eq!(header[20], reserved, "{what}");
+        let encoding = u32::from_be_bytes(header[56..60].try_into().unwrap());
+        assert_eq!(encoding, if what.contains("16le") { 2 } else if what.contains("16be") { 3 } else { 1 }, "{what}");
+        assert_eq!(header[52..56] != [0; 4], what.contains("auto-vacuum"), "{what}: largest root page (auto-vacuum)");
+        let expected = oracle(&db, None);
+        assert!(expected.len() > 50, "{what}: {} rows", expected.len());
+        assert_same(what, &ours(&db, None), &expected);
+    }
+}
+
 /// Committed transactions only in the log are read; a transaction whose frames are cut off
 /// before its commit frame is not, exactly as SQLite's recovery decides.
 #[test]
