@@ -224,6 +224,17 @@ impl BlockDev for ConcatDev {
     }
 }
 
+/// The value `cache` holds for `key`, else the one `load` gives, then kept. The lock is not held
+/// while loading (loads read the device): two readers may load one key once each.
+pub(crate) fn get_or_load<V: Clone>(cache: &Mutex<Lru<V>>, key: u64, load: impl FnOnce() -> io::Result<V>) -> io::Result<V> {
+    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return Ok(v);
+    }
+    let v = load()?;
+    cache.lock().unwrap_or_else(|e| e.into_inner()).put(key, v.clone());
+    Ok(v)
+}
+
 /// A bounded least-recently-used map (small and dependency-free). A hash map from key to slot and
 /// a doubly linked recency list threaded through a slab of slots, so a hit costs one hash lookup
 /// and a few index updates (the block cache is hit for every 4 KiB of metadata read).
@@ -396,18 +407,15 @@ impl CachedDev {
     }
 
     fn chunk(&self, index: u64) -> io::Result<Arc<Vec<u8>>> {
-        if let Some(c) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(index) {
-            return Ok(c);
-        }
-        let start = index * CACHE_CHUNK;
-        let len = CACHE_CHUNK.min(self.inner.size() - start) as usize;
-        let mut buf = vec![0u8; len];
-        self.inner.read_at(start, &mut buf)?;
-        self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
-        // Arc<Vec> rather than Arc<[u8]>: the conversion would copy every chunk once more.
-        let chunk = Arc::new(buf);
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).put(index, chunk.clone());
-        Ok(chunk)
+        get_or_load(&self.cache, index, || {
+            let start = index * CACHE_CHUNK;
+            let len = CACHE_CHUNK.min(self.inner.size() - start) as usize;
+            let mut buf = vec![0u8; len];
+            self.inner.read_at(start, &mut buf)?;
+            self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
+            // Arc<Vec> rather than Arc<[u8]>: the conversion would copy every chunk once more.
+            Ok(Arc::new(buf))
+        })
     }
 }
 

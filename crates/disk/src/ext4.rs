@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use kensa_fs::{FileType, Metadata};
 
-use crate::block::{corrupt, le16, le32, read_vec, BlockDev, Counters, DirCache, Lru};
+use crate::block::{corrupt, get_or_load, le16, le32, read_vec, BlockDev, Counters, DirCache, Lru};
 use crate::extent_file::{validate, Extent, ExtentFile, MAX_EXTENTS};
 
 const SUPERBLOCK_OFFSET: u64 = 1024;
@@ -262,17 +262,14 @@ impl Inner {
     }
 
     fn inode_table(&self, group: u64) -> io::Result<u64> {
-        if let Some(t) = self.inode_tables.lock().unwrap_or_else(|e| e.into_inner()).get(group) {
-            return Ok(t);
-        }
-        let off = self.desc_offset(group);
-        let d = read_vec(&*self.dev, off, self.desc_size, 4096, "ext4 group descriptor")?;
-        let mut table = le32(&d, 0x8) as u64;
-        if self.desc_size >= 64 {
-            table |= (le32(&d, 0x28) as u64) << 32;
-        }
-        self.inode_tables.lock().unwrap_or_else(|e| e.into_inner()).put(group, table);
-        Ok(table)
+        get_or_load(&self.inode_tables, group, || {
+            let d = read_vec(&*self.dev, self.desc_offset(group), self.desc_size, 4096, "ext4 group descriptor")?;
+            let mut table = le32(&d, 0x8) as u64;
+            if self.desc_size >= 64 {
+                table |= (le32(&d, 0x28) as u64) << 32;
+            }
+            Ok(table)
+        })
     }
 
     /// The `system.data` extended attribute value stored in the inode body (inline data beyond

@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::block::{be32, be64, check_range, corrupt, crc32c, le16, le32, le64, read_pieces, read_vec, BlockDev, Counters, FileDev, Lru};
+use crate::block::{be32, be64, check_range, corrupt, crc32c, get_or_load, le16, le32, le64, read_pieces, read_vec, BlockDev, Counters, FileDev, Lru};
 
 /// Image formats we recognise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,16 +215,10 @@ impl Qcow2 {
         let per_slice = slice_bytes / 8;
         let in_table = cluster_index % l2_entries;
         let slice_off = table + in_table / per_slice * slice_bytes;
-        let cached = self.l2_cache.lock().unwrap_or_else(|e| e.into_inner()).get(slice_off);
-        let slice = match cached {
-            Some(s) => s,
-            None => {
-                let raw = read_vec(&*self.file, slice_off, slice_bytes, slice_bytes, "qcow2 L2 table")?;
-                let slice: Arc<Vec<u64>> = Arc::new(raw.chunks_exact(8).map(|c| be64(c, 0)).collect());
-                self.l2_cache.lock().unwrap_or_else(|e| e.into_inner()).put(slice_off, slice.clone());
-                slice
-            }
-        };
+        let slice = get_or_load(&self.l2_cache, slice_off, || {
+            let raw = read_vec(&*self.file, slice_off, slice_bytes, slice_bytes, "qcow2 L2 table")?;
+            Ok(Arc::new(raw.chunks_exact(8).map(|c| be64(c, 0)).collect::<Vec<u64>>()))
+        })?;
         Ok(slice[(in_table % per_slice) as usize])
     }
 
@@ -355,18 +349,16 @@ impl VmdkSparse {
         if sector == 0 {
             return Ok(None);
         }
-        if let Some(t) = self.gt_cache.lock().unwrap_or_else(|e| e.into_inner()).get(sector) {
-            return Ok(Some(t));
-        }
-        let off = sector * SECTOR;
-        let len = self.gtes_per_gt * 4;
-        if off.checked_add(len).is_none_or(|e| e > self.file.size()) {
-            return Err(corrupt(format!("{}: grain directory entry {gd_index} points past the end of the file (offset {off})", self.name)));
-        }
-        let raw = read_vec(&*self.file, off, len, 1 << 20, "vmdk grain table")?;
-        let t: Arc<Vec<u32>> = Arc::new(raw.chunks_exact(4).map(|c| le32(c, 0)).collect());
-        self.gt_cache.lock().unwrap_or_else(|e| e.into_inner()).put(sector, t.clone());
-        Ok(Some(t))
+        get_or_load(&self.gt_cache, sector, || {
+            let off = sector * SECTOR;
+            let len = self.gtes_per_gt * 4;
+            if off.checked_add(len).is_none_or(|e| e > self.file.size()) {
+                return Err(corrupt(format!("{}: grain directory entry {gd_index} points past the end of the file (offset {off})", self.name)));
+            }
+            let raw = read_vec(&*self.file, off, len, 1 << 20, "vmdk grain table")?;
+            Ok(Arc::new(raw.chunks_exact(4).map(|c| le32(c, 0)).collect::<Vec<u32>>()))
+        })
+        .map(Some)
     }
 
     fn read_grain_part(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
@@ -973,18 +965,12 @@ impl Vhdx {
             return Ok(0);
         }
         let page = index / VHDX_BAT_PAGE;
-        let cached = self.bat_pages.lock().unwrap_or_else(|e| e.into_inner()).get(page);
-        let entries = match cached {
-            Some(p) => p,
-            None => {
-                let first = page * VHDX_BAT_PAGE;
-                let n = VHDX_BAT_PAGE.min(self.bat_entries - first);
-                let raw = read_vec(&*self.file, self.bat_offset + first * 8, n * 8, VHDX_BAT_PAGE * 8, &format!("{}: BAT", self.name))?;
-                let p = Arc::new(raw.chunks_exact(8).map(|c| le64(c, 0)).collect::<Vec<u64>>());
-                self.bat_pages.lock().unwrap_or_else(|e| e.into_inner()).put(page, p.clone());
-                p
-            }
-        };
+        let entries = get_or_load(&self.bat_pages, page, || {
+            let first = page * VHDX_BAT_PAGE;
+            let n = VHDX_BAT_PAGE.min(self.bat_entries - first);
+            let raw = read_vec(&*self.file, self.bat_offset + first * 8, n * 8, VHDX_BAT_PAGE * 8, &format!("{}: BAT", self.name))?;
+            Ok(Arc::new(raw.chunks_exact(8).map(|c| le64(c, 0)).collect::<Vec<u64>>()))
+        })?;
         entries.get((index % VHDX_BAT_PAGE) as usize).copied().ok_or_else(|| corrupt(format!("{}: BAT truncated at entry {index}", self.name)))
     }
 }
