@@ -48,6 +48,9 @@ const INCOMPAT_SUPPORTED: u32 = INCOMPAT_FILETYPE
     | INCOMPAT_CASEFOLD;
 const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 const RO_COMPAT_HUGE_FILE: u32 = 0x8;
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
+/// The checksum tail ending each directory leaf block of a metadata_csum filesystem.
+const DIR_TAIL_LEN: usize = 12;
 
 const EXTENTS_FL: u32 = 0x80000;
 const INLINE_DATA_FL: u32 = 0x1000_0000;
@@ -425,21 +428,28 @@ impl Inner {
         Ok(())
     }
 
-    fn parse_dirents(&self, data: &[u8], base: u64, out: &mut Vec<RawEntry>, ino: u32) -> io::Result<()> {
+    /// Lists the entries of one directory block (or inline directory area) by following its chain
+    /// of rec_len links; the bytes a link skips (free space, deleted names, htree index data) are
+    /// not fetched. `leaf_tail`: a chain reaching the last 12 bytes of the block stops there, as
+    /// they are the checksum tail (the kernel reports a metadata_csum leaf block without one as
+    /// corrupt, so no entry is listed from them).
+    fn parse_dirents(&self, data: &mut dyn DirBytes, base: u64, out: &mut Vec<RawEntry>, ino: u32, leaf_tail: bool) -> io::Result<()> {
+        let len = data.size();
         let mut p = 0usize;
-        while p + 8 <= data.len() {
-            let child = le32(data, p);
-            let mut rec_len = le16(data, p + 4) as usize;
-            if rec_len == 0 && data.len() == 65536 {
+        while p + 8 <= len && !(leaf_tail && p + DIR_TAIL_LEN == len) {
+            let head = data.get(p, p + 8)?;
+            let child = le32(head, 0);
+            let mut rec_len = le16(head, 4) as usize;
+            let (name_len, ftype) = (head[6] as usize, head[7]);
+            if rec_len == 0 && len == 65536 {
                 rec_len = 65536;
             }
-            let name_len = data[p + 6] as usize;
-            if rec_len < 8 || !rec_len.is_multiple_of(4) || p + rec_len > data.len() || 8 + name_len > rec_len {
+            if rec_len < 8 || !rec_len.is_multiple_of(4) || p + rec_len > len || 8 + name_len > rec_len {
                 return Err(self.err(format!("directory inode {ino}: bad entry (rec_len {rec_len}, name_len {name_len}) at offset {}", base + p as u64)));
             }
             if child != 0 && name_len > 0 {
-                let name = data[p + 8..p + 8 + name_len].to_vec();
-                let ftype = if self.incompat & INCOMPAT_FILETYPE != 0 { data[p + 7] } else { 0 };
+                let name = data.get(p + 8, p + 8 + name_len)?.to_vec();
+                let ftype = if self.incompat & INCOMPAT_FILETYPE != 0 { ftype } else { 0 };
                 if name != b"." && name != b".." {
                     out.push(RawEntry { name, ino: child, ftype });
                 }
@@ -447,6 +457,67 @@ impl Inner {
             p += rec_len;
         }
         Ok(())
+    }
+}
+
+/// Bytes of one directory block or inline directory area, fetched as its entry chain asks.
+trait DirBytes {
+    fn size(&self) -> usize;
+    /// Bytes `start..end`, both within [`DirBytes::size`].
+    fn get(&mut self, start: usize, end: usize) -> io::Result<&[u8]>;
+}
+
+impl DirBytes for &[u8] {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn get(&mut self, start: usize, end: usize) -> io::Result<&[u8]> {
+        Ok(&self[start..end])
+    }
+}
+
+/// First read into a directory block. Nine directories in ten of a Debian root use at most 256
+/// bytes of their 4 KiB block (the last entry's rec_len spans the free rest), so reading blocks
+/// whole made directory listings 18.5 of a raw ext4 image's 48.6 MiB read.
+const DIR_FIRST_READ: usize = 256;
+
+/// One directory block, read from the device as the entry chain needs it: in steps that double
+/// from [`DIR_FIRST_READ`], and past the gap when a link jumps over unused bytes.
+struct LazyBlock<'a> {
+    file: &'a ExtentFile,
+    /// Offset of the block in the directory.
+    pos: u64,
+    buf: &'a mut [u8],
+    /// `buf[lo..hi]` holds the block's bytes.
+    lo: usize,
+    hi: usize,
+    step: usize,
+}
+
+impl DirBytes for LazyBlock<'_> {
+    fn size(&self) -> usize {
+        self.buf.len()
+    }
+    fn get(&mut self, start: usize, end: usize) -> io::Result<&[u8]> {
+        if start < self.lo || end > self.hi {
+            let from = if (self.lo..=self.hi).contains(&start) {
+                self.hi
+            } else {
+                self.lo = start;
+                start
+            };
+            let to = end.max(from + self.step).min(self.buf.len());
+            let mut at = from;
+            while at < to {
+                match self.file.read_once_at(self.pos + at as u64, &mut self.buf[at..to])? {
+                    0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("directory block at offset {} ends early", self.pos))),
+                    k => at += k,
+                }
+            }
+            self.hi = to;
+            self.step = (self.step * 2).min(self.buf.len());
+        }
+        Ok(&self.buf[start..end])
     }
 }
 
@@ -518,9 +589,9 @@ impl crate::inode_fs::InodeFs for Inner {
         if inode.flags & INLINE_DATA_FL != 0 {
             // 4 bytes of parent inode number, then entries; then more entries in system.data.
             let ib = inode.i_block();
-            self.parse_dirents(&ib[4..], 4, &mut out, inode.ino)?;
+            self.parse_dirents(&mut &ib[4..], 4, &mut out, inode.ino, false)?;
             let extra = self.inline_xattr(inode)?;
-            self.parse_dirents(&extra, 60, &mut out, inode.ino)?;
+            self.parse_dirents(&mut extra.as_slice(), 60, &mut out, inode.ino, false)?;
         } else {
             if inode.size > MAX_DIR_BYTES {
                 return Err(self.err(format!("directory inode {}: size {} exceeds the {MAX_DIR_BYTES}-byte limit", inode.ino, inode.size)));
@@ -528,18 +599,12 @@ impl crate::inode_fs::InodeFs for Inner {
             let f = self.open_inode(inode)?;
             let bs = self.block_size as usize;
             let mut block = vec![0u8; bs];
+            let leaf_tail = self.ro_compat & RO_COMPAT_METADATA_CSUM != 0;
             let mut pos = 0u64;
             while pos < inode.size {
                 let n = ((inode.size - pos) as usize).min(bs);
-                let mut got = 0;
-                while got < n {
-                    let k = f.read_at(pos + got as u64, &mut block[got..n])?;
-                    if k == 0 {
-                        break;
-                    }
-                    got += k;
-                }
-                self.parse_dirents(&block[..got], pos, &mut out, inode.ino)?;
+                let mut lazy = LazyBlock { file: &f, pos, buf: &mut block[..n], lo: 0, hi: 0, step: DIR_FIRST_READ };
+                self.parse_dirents(&mut lazy, pos, &mut out, inode.ino, leaf_tail)?;
                 pos += bs as u64;
             }
         }

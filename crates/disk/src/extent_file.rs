@@ -66,6 +66,15 @@ impl ExtentFile {
 
     /// Reads at `pos` into `buf` without moving the cursor; returns bytes read (0 at the end).
     pub fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(pos, buf, false)
+    }
+
+    /// [`ExtentFile::read_at`] through [`BlockDev::read_once`]: for bytes not read again.
+    pub fn read_once_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(pos, buf, true)
+    }
+
+    fn read_with(&self, pos: u64, buf: &mut [u8], once: bool) -> io::Result<usize> {
         if pos >= self.size || buf.is_empty() {
             return Ok(0);
         }
@@ -85,6 +94,7 @@ impl ExtentFile {
                         let within = pos - e.logical;
                         let n = ((e.len - within) as usize).min(want);
                         match e.physical {
+                            Some(p) if once => self.dev.read_once(p + within, &mut buf[..n])?,
                             Some(p) => self.dev.read_at(p + within, &mut buf[..n])?,
                             None => buf[..n].fill(0),
                         }
@@ -122,7 +132,7 @@ impl ExtentFile {
 
 impl Read for ExtentFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.read_at(self.pos, buf)?;
+        let n = self.read_once_at(self.pos, buf)?;
         self.pos += n as u64;
         Ok(n)
     }

@@ -154,3 +154,37 @@ fn block_device_entry_point() {
     assert!(t.root.read_to_string_lossy("/etc/os-release").unwrap().contains("ID=debian"));
     assert!(t.stats().bytes_read > 0);
 }
+
+/// Directory blocks and file heads cost the bytes used, not whole 4 KiB blocks: most directories
+/// fill a few hundred bytes of their block, and catalogers read a file's first bytes.
+#[test]
+fn reads_cost_the_bytes_used_not_whole_blocks() {
+    use std::io::Read;
+    let Some(_fx) = fixture() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    for i in 0..300u32 {
+        let d = tree.join(format!("d{i:03}"));
+        std::fs::create_dir_all(&d).unwrap();
+        write(&d.join("f"), vec![(i % 251) as u8; 16 << 10]);
+    }
+    let img = dir.path().join("small-dirs.ext4");
+    run(std::process::Command::new("mkfs.ext4").args(["-q", "-F", "-t", "ext4", "-b", "4096", "-d"]).arg(&tree).arg(&img).arg("64M")).unwrap();
+    let target = open_image(&img, &Limits::default()).unwrap();
+    let fs = target.root.raw();
+    let before = target.stats().bytes_read;
+    let dirs: Vec<_> = fs.read_dir(Path::new("/")).unwrap().into_iter().filter(|e| e.name != "lost+found").collect();
+    assert_eq!(dirs.len(), 300);
+    for (i, d) in dirs.iter().enumerate() {
+        let p = Path::new("/").join(&d.name);
+        let names: Vec<_> = fs.read_dir(&p).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["f"], "{}", p.display());
+        let mut head = [0u8; 64];
+        fs.open_file(&p.join("f")).unwrap().read_exact(&mut head).unwrap();
+        let n: u32 = d.name.to_str().unwrap()[1..].parse().unwrap();
+        assert_eq!(head, [(n % 251) as u8; 64], "entry {i}");
+    }
+    let read = target.stats().bytes_read - before;
+    // Whole blocks would be 2.4 MB (a block per directory and per file head), plus the inodes.
+    assert!(read < 300 * 1536, "{read} bytes read to list 300 directories and read 300 file heads");
+}
