@@ -585,7 +585,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let key = x % 9;
-            if x % 11 == 0 {
+            if x.is_multiple_of(11) {
                 assert_eq!(l.pop_lru(), model.pop(), "step {step}");
             } else if x.is_multiple_of(3) {
                 l.put(key, step);

@@ -3,8 +3,9 @@
 //! Written here rather than with `ext4-view`: its `Ext4` is `!Send + !Sync` (it shares state through
 //! `Rc`), and a [`RawFs`] is shared across threads. Supported: extents and block maps (ext2/3),
 //! htree directories (read linearly, as the kernel does when it scans), inline data, 64bit,
-//! meta_bg, flex_bg, metadata_csum (checksums are not verified), fast and slow symlinks. The journal
-//! is not replayed: an image taken from a running machine reads as after a crash before recovery.
+//! meta_bg, flex_bg, metadata_csum (checksums are not verified), fast and slow symlinks. A journal
+//! that needs recovery (an image of a running machine) is replayed in memory ([`crate::jbd2`]), so
+//! the filesystem reads as a mount would leave it; nothing is written.
 
 use std::io;
 use std::path::Path;
@@ -69,8 +70,20 @@ pub struct Ext4Info {
     pub uuid: String,
     pub label: String,
     pub size: u64,
-    /// The journal needs recovery (an image of a running machine): recent writes may be missing.
-    pub needs_recovery: bool,
+    pub journal: JournalState,
+}
+
+/// What the journal held when the filesystem was opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalState {
+    /// No journal, or nothing to recover.
+    Clean,
+    /// The journal needed recovery (an image of a running machine): its committed transactions
+    /// were replayed in memory.
+    Replayed { transactions: u64, blocks: usize },
+    /// The journal needs recovery but was not replayed, for this reason: recent writes may be
+    /// missing.
+    NotReplayed(String),
 }
 
 /// Whether `dev` holds an ext2/3/4 superblock.
@@ -132,7 +145,13 @@ impl Inode {
 }
 
 impl Ext4Fs {
+    /// Opens the filesystem on `dev`; a journal that needs recovery is replayed in memory.
     pub fn open(dev: Arc<dyn BlockDev>, counters: Arc<Counters>) -> io::Result<Self> {
+        Self::open_with(dev, counters, None)
+    }
+
+    /// `replayed`: `dev` is already the journal's replay (what it found), so no second one.
+    fn open_with(dev: Arc<dyn BlockDev>, counters: Arc<Counters>, replayed: Option<JournalState>) -> io::Result<Self> {
         let name = format!("ext4 on {}", dev.describe());
         let sb = read_vec(&*dev, SUPERBLOCK_OFFSET, 1024, 1024, "ext4 superblock")?;
         if le16(&sb, 0x38) != EXT4_MAGIC {
@@ -198,31 +217,57 @@ impl Ext4Fs {
             uuid: crate::uuid_string(&sb[0x68..0x78]),
             label,
             size,
-            needs_recovery: incompat & INCOMPAT_RECOVER != 0,
+            journal: JournalState::Clean,
         };
         let name = format!("{kind} on {}", dev.describe());
-        Ok(Ext4Fs {
-            inner: Arc::new(Inner {
-                dev,
-                counters,
-                name,
-                block_size,
-                blocks_per_group,
-                inodes_per_group,
-                inodes_count,
-                inode_size,
-                desc_size,
-                first_data_block,
-                groups,
-                incompat,
-                ro_compat,
-                first_meta_bg: le32(&sb, 0x104) as u64,
-                inode_tables: Mutex::new(Lru::new(4096)),
-                dirs: Mutex::new(DirCache::default()),
-                last_dir: Default::default(),
-                info,
-            }),
-        })
+        let mut inner = Inner {
+            dev: dev.clone(),
+            counters,
+            name,
+            block_size,
+            blocks_per_group,
+            inodes_per_group,
+            inodes_count,
+            inode_size,
+            desc_size,
+            first_data_block,
+            groups,
+            incompat,
+            ro_compat,
+            first_meta_bg: le32(&sb, 0x104) as u64,
+            inode_tables: Mutex::new(Lru::new(4096)),
+            dirs: Mutex::new(DirCache::default()),
+            last_dir: Default::default(),
+            info,
+        };
+        if let Some(state) = replayed {
+            inner.info.journal = state;
+        } else if incompat & INCOMPAT_RECOVER != 0 {
+            let journal_ino = le32(&sb, 0xE0);
+            let replay = if compat & COMPAT_HAS_JOURNAL == 0 {
+                Err(io::Error::other("the superblock asks for recovery but has no journal"))
+            } else if journal_ino == 0 {
+                Err(io::Error::other("the journal is on another device"))
+            } else {
+                use crate::inode_fs::InodeFs;
+                let what = format!("{}: journal inode {journal_ino}", inner.name);
+                inner.read_inode(journal_ino).and_then(|j| inner.open_inode(&j)).and_then(|j| crate::jbd2::replay(&j, block_size, blocks_count, &what))
+            };
+            inner.info.journal = match replay {
+                Ok(None) => JournalState::Clean,
+                Ok(Some(r)) => {
+                    let state = JournalState::Replayed { transactions: r.transactions, blocks: r.blocks() };
+                    let replayed: Arc<dyn BlockDev> = Arc::new(crate::jbd2::ReplayDev::new(dev, block_size, r));
+                    match Self::open_with(replayed, inner.counters.clone(), Some(state)) {
+                        Ok(fs) => return Ok(fs),
+                        // As the kernel would refuse the mount; the blocks on disk may still read.
+                        Err(e) => JournalState::NotReplayed(format!("the filesystem it leaves does not open: {e}")),
+                    }
+                }
+                Err(e) => JournalState::NotReplayed(e.to_string()),
+            };
+        }
+        Ok(Ext4Fs { inner: Arc::new(inner) })
     }
 
     pub fn info(&self) -> &Ext4Info {

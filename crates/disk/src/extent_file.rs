@@ -112,6 +112,18 @@ impl ExtentFile {
         }
     }
 
+    /// The device offset holding the file's byte at `pos`, or `None` for a hole, an unwritten
+    /// extent, inline data or a position past the end.
+    pub fn physical(&self, pos: u64) -> Option<u64> {
+        let Data::Extents(ext) = &self.data else { return None };
+        let e = ext.get(ext.partition_point(|e| e.logical + e.len <= pos))?;
+        (e.logical <= pos && pos < self.size).then_some(e.physical? + (pos - e.logical))
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Reads the whole content, refusing files above `cap` bytes.
     pub fn read_all(&self, cap: u64, what: &str) -> io::Result<Vec<u8>> {
         if self.size > cap {

@@ -16,6 +16,7 @@ pub mod block;
 pub mod ext4;
 pub mod extent_file;
 pub mod image;
+mod jbd2;
 mod inode_fs;
 pub mod lvm;
 pub mod mount;
@@ -412,8 +413,16 @@ fn assemble(
                 if info.kind == "ext2" {
                     notes.push(Note::on(v.disk, format!("{}: ext2 is read, but agentless scanning supports ext3, ext4 and xfs only", v.name)));
                 }
-                if info.needs_recovery {
-                    notes.push(Note::on(v.disk, format!("{}: the {} journal needs recovery (image of a running machine); it is not replayed, so the newest writes may be missing", v.name, info.kind)));
+                match &info.journal {
+                    ext4::JournalState::Clean => {}
+                    ext4::JournalState::Replayed { transactions, blocks } => notes.push(Note::on(
+                        v.disk,
+                        format!("{}: the {} journal needed recovery (image of a running machine): {transactions} committed transactions ({blocks} blocks) replayed in memory, as a mount would", v.name, info.kind),
+                    )),
+                    ext4::JournalState::NotReplayed(why) => notes.push(Note::on(
+                        v.disk,
+                        format!("{}: the {} journal needs recovery (image of a running machine) but was not replayed ({why}), so the newest writes may be missing", v.name, info.kind),
+                    )),
                 }
                 filesystems.push((volumes.len(), Arc::new(fs)));
             }
