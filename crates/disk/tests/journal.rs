@@ -133,6 +133,43 @@ fn committed_transactions_are_replayed_as_e2fsck_does() {
     }
 }
 
+/// A log that wraps past the end of the journal back to its first block (as a busy machine's
+/// does): the journaled image's log rotated so it starts two blocks before the end.
+#[test]
+fn a_log_wrapping_around_the_journal_is_replayed() {
+    if !tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, after, img, changed) = journaled(dir.path(), &[], "jo");
+    let out = Command::new("debugfs").arg("-R").arg("blocks <8>").arg(&img).output().unwrap();
+    let journal: Vec<usize> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|b| b.parse().unwrap()).collect();
+    let mut bytes = std::fs::read(&img).unwrap();
+    let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let sb = journal[0] * BS;
+    let (maxlen, first, start) = (be(&bytes, sb + 0x10), be(&bytes, sb + 0x14), be(&bytes, sb + 0x1C));
+    assert_eq!((journal.len(), first, start), (maxlen, 1, 1), "a fresh journal logging from its first block");
+    assert_eq!(be(&bytes, sb + 0x28) & 0x18, 0, "no superblock checksum to recompute");
+    // Journal block j moves to first + (j - first + shift) % (maxlen - first).
+    let span = maxlen - first;
+    let shift = span - 2;
+    let log: Vec<Vec<u8>> = (first..maxlen).map(|j| bytes[journal[j] * BS..][..BS].to_vec()).collect();
+    for (i, block) in log.iter().enumerate() {
+        let to = journal[first + (i + shift) % span] * BS;
+        bytes[to..to + BS].copy_from_slice(block);
+    }
+    bytes[sb + 0x1C..sb + 0x20].copy_from_slice(&((first + shift) as u32).to_be_bytes());
+    std::fs::write(&img, bytes).unwrap();
+    assert!(changed.len() > 2, "the transaction's blocks run past the end");
+
+    let (expected, _) = tree_of(&after);
+    let (got, notes) = tree_of(&img);
+    assert_same_tree("wrapped log", &expected, &got);
+    assert!(notes.iter().any(|n| n.contains("1 committed transactions")), "{notes:?}");
+    let (recovered, _) = tree_of(&e2fsck_copy(&img));
+    assert_same_tree("wrapped log, e2fsck", &recovered, &got);
+}
+
 /// Corrupted copies of a journaled image (byte flips in what opening and walking it read, the
 /// journal's blocks included): a clean result or a clear error, never a panic or a hang.
 #[test]
