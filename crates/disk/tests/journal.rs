@@ -35,6 +35,20 @@ fn mkfs(tree: &Path, img: &Path, features: &[&str]) {
     run(cmd.arg("-d").arg(tree).arg(img).arg("32M")).unwrap();
 }
 
+/// `small_tree` as an ext4 image in `dir`.
+fn small_image(dir: &Path) -> PathBuf {
+    small_tree(&dir.join("tree"));
+    let img = dir.join("j.ext4");
+    mkfs(&dir.join("tree"), &img, &[]);
+    img
+}
+
+/// The number a read-only debugfs request prints (`bmap FILE N`: the block holding its Nth block).
+fn debugfs_number(img: &Path, request: &str) -> u64 {
+    let out = Command::new("debugfs").arg("-R").arg(request).arg(img).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|e| panic!("debugfs -R '{request}': {e}"))
+}
+
 /// Runs debugfs commands against an image (writes go through e2fsprogs' journal code).
 fn debugfs(img: &Path, commands: &str) {
     let script = img.with_extension("cmds");
@@ -193,13 +207,8 @@ fn revoked_uncommitted_and_escaped_blocks_read_as_e2fsck_leaves_them() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    small_tree(&dir.path().join("tree"));
-    let img = dir.path().join("j.ext4");
-    mkfs(&dir.path().join("tree"), &img, &[]);
-    let bmap = |path: &str| -> u64 {
-        let out = Command::new("debugfs").arg("-R").arg(format!("bmap {path} 0")).arg(&img).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    };
+    let img = small_image(dir.path());
+    let bmap = |path: &str| debugfs_number(&img, &format!("bmap {path} 0"));
     let (hostname, magic, os_release) = (bmap("/etc/hostname"), bmap("/etc/magic.bin"), bmap("/etc/os-release"));
     let garbage = dir.path().join("garbage");
     write(&garbage, b"GARBAGE!".repeat(BS / 8));
@@ -237,18 +246,13 @@ fn an_unreplayable_journal_is_reported_and_the_home_blocks_read() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    small_tree(&dir.path().join("tree"));
-    let img = dir.path().join("j.ext4");
-    mkfs(&dir.path().join("tree"), &img, &[]);
+    let img = small_image(dir.path());
     let data = dir.path().join("blocks");
     write(&data, vec![0u8; BS]);
     debugfs(&img, &format!("jo\njw -b 100 {}\njc\n", data.display()));
     // Point the logged block past the end: the tag follows the 12-byte header of the descriptor,
     // the journal's first log block (debugfs logs from journal block 1).
-    let journal_start = {
-        let out = Command::new("debugfs").arg("-R").arg("bmap <8> 1").arg(&img).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap()
-    };
+    let journal_start = debugfs_number(&img, "bmap <8> 1");
     let mut bytes = std::fs::read(&img).unwrap();
     let tag = journal_start as usize * BS + 12;
     assert_eq!(&bytes[tag..tag + 4], &100u32.to_be_bytes());
