@@ -19,9 +19,10 @@ use crate::inode_fs::DirListing;
 pub trait BlockDev: Send + Sync {
     /// Fills `buf` with the bytes at `off`. Reading past [`BlockDev::size`] is an error.
     fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()>;
-    /// Like [`BlockDev::read_at`], for bytes read once (the used part of a directory block): a
-    /// cache serves them if it holds them, else passes the read through without keeping a chunk,
-    /// so 200 bytes of directory cost 200 bytes, not a 4 KiB block.
+    /// Like [`BlockDev::read_at`], for bytes read once (the used part of a directory block, the
+    /// parts of a file a cataloger asks for): a cache serves them if it holds them, else passes
+    /// the read through without keeping a chunk, so 200 bytes of directory cost 200 bytes, not a
+    /// 4 KiB block.
     fn read_once(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         self.read_at(off, buf)
     }
