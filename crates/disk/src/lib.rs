@@ -432,6 +432,14 @@ fn assemble(
                 v.uuid = Some(info.uuid);
                 v.label = Some(info.label).filter(|l| !l.is_empty());
                 v.scanned = true;
+                match &info.log {
+                    xfs::LogState::Clean => {}
+                    xfs::LogState::Dirty => notes.push(Note::on(
+                        v.disk,
+                        format!("{}: the xfs log holds transactions not yet written home (image of a running machine); it is not replayed, so the newest changes (files created or rewritten just before the image was taken) may be missing", v.name),
+                    )),
+                    xfs::LogState::Unknown(why) => notes.push(Note::on(v.disk, format!("{}: whether the xfs log holds unwritten transactions is not known ({why})", v.name))),
+                }
                 filesystems.push((volumes.len(), Arc::new(fs)));
             }
             Content::Pv => v.fs_type = Some("LVM2_member".into()),

@@ -188,3 +188,52 @@ fn reads_cost_the_bytes_used_not_whole_blocks() {
     // Whole blocks would be 2.4 MB (a block per directory and per file head), plus the inodes.
     assert!(read < 300 * 1536, "{read} bytes read to list 300 directories and read 300 file heads");
 }
+
+/// The state `xfs_logprint -t` reports for an xfs image: `<CLEAN>` or `<DIRTY>`.
+fn logprint_state(image: &Path) -> String {
+    let out = std::process::Command::new("xfs_logprint").arg("-t").arg(image).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split("state: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or_else(|| panic!("xfs_logprint -t {}: {text}", image.display())).to_string()
+}
+
+fn xfs_log_notes(image: &Path) -> Vec<String> {
+    let t = open_image(image, &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+    t.notes.iter().map(|n| n.to_string()).filter(|n| n.contains("xfs log")).collect()
+}
+
+/// An xfs log with transactions after the last unmount (an image of a running machine) is
+/// reported; clean ones are not. `xfs_logprint -t` is the oracle: the fixtures are clean, and a
+/// copy whose unmount record is turned into an ordinary commit is dirty.
+#[test]
+fn xfs_logs_holding_transactions_are_reported() {
+    let Some(fx) = fixture() else { return };
+    if !kensa_testdata::require_tool("xfs_logprint") {
+        return;
+    }
+    for name in ["root.xfs", "v4.xfs", "disk-gpt-xfs.raw", "disk-gpt-xfs.qcow2", "disk-gpt-xfs.vmdk"] {
+        if name.ends_with(".xfs") {
+            assert_eq!(logprint_state(&fx.image(name)), "<CLEAN>", "{name}");
+        }
+        assert_eq!(xfs_log_notes(&fx.image(name)), Vec::<String>::new(), "{name}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dirty = dir.path().join("dirty.xfs");
+    std::fs::copy(fx.image("root.xfs"), &dirty).unwrap();
+    let sb = |field: &str| -> u64 {
+        let out = std::process::Command::new("xfs_db").args(["-r", "-c", "sb 0", "-c"]).arg(format!("p {field}")).arg(&dirty).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split(" = ").nth(1).unwrap().trim().parse().unwrap()
+    };
+    let (log_start, ag_blocks, ag_blk_log, block_size) = (sb("logstart"), sb("agblocks"), sb("agblklog"), sb("blocksize"));
+    let log = ((log_start >> ag_blk_log) * ag_blocks + (log_start & ((1 << ag_blk_log) - 1))) * block_size;
+    let mut bytes = std::fs::read(&dirty).unwrap();
+    // mkfs logs one record: its header, then (one 512-byte block on) its single operation, whose
+    // flags byte (offset 9) says unmount.
+    let (header, flags) = (log as usize, log as usize + 512 + 9);
+    assert_eq!(&bytes[header..header + 4], &0xFEED_BABEu32.to_be_bytes());
+    assert_eq!(bytes[flags], 0x20, "an unmount record");
+    bytes[flags] = 0x02;
+    std::fs::write(&dirty, bytes).unwrap();
+    assert_eq!(logprint_state(&dirty), "<DIRTY>");
+    let notes = xfs_log_notes(&dirty);
+    assert!(notes.len() == 1 && notes[0].contains("holds transactions not yet written home"), "{notes:?}");
+}
