@@ -486,8 +486,12 @@ impl Inner {
             let child = le32(head, 0);
             let mut rec_len = le16(head, 4) as usize;
             let (name_len, ftype) = (head[6] as usize, head[7]);
-            if rec_len == 0 && len == 65536 {
-                rec_len = 65536;
+            if len >= 65536 {
+                // ext4_rec_len_from_disk(): 16 bits cannot hold a whole 64 KiB block.
+                rec_len = match rec_len {
+                    0 | 65535 => 65536,
+                    r => (r & 65532) | ((r & 3) << 16),
+                };
             }
             if rec_len < 8 || !rec_len.is_multiple_of(4) || p + rec_len > len || 8 + name_len > rec_len {
                 return Err(self.err(format!("directory inode {ino}: bad entry (rec_len {rec_len}, name_len {name_len}) at offset {}", base + p as u64)));
