@@ -70,8 +70,9 @@ const LOG_UNMOUNT_TRANS: u8 = 0x20;
 const LOG_RECORD_MAX_BBS: u64 = (256 << 10) / LOG_BB + 8;
 
 /// Finds the head of the internal log as the kernel does (where the cycle number stamped in
-/// each block drops), then whether the record before it is an unmount record. Reads a few dozen
-/// bytes: the cycle numbers of ~2 log(n) blocks, one record header, one operation header.
+/// each block drops), then whether the record before it is an unmount record. Reads a few hundred
+/// bytes: the cycle numbers of about log2(n) of the log's n blocks, then a few words of the last
+/// record.
 fn log_state(dev: &dyn BlockDev, sb: &[u8], block_size: u64, ag_blocks: u64, ag_blk_log: u32) -> io::Result<LogState> {
     let (log_start, log_blocks) = (be64(sb, 48), be32(sb, 96) as u64);
     if log_start == 0 {
