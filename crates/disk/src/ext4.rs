@@ -556,13 +556,7 @@ impl DirBytes for LazyBlock<'_> {
                 start
             };
             let to = end.max(from + self.step).min(self.buf.len());
-            let mut at = from;
-            while at < to {
-                match self.file.read_once_at(self.pos + at as u64, &mut self.buf[at..to])? {
-                    0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("directory block at offset {} ends early", self.pos))),
-                    k => at += k,
-                }
-            }
+            self.file.read_once_exact_at(self.pos + from as u64, &mut self.buf[from..to])?;
             self.hi = to;
             self.step = (self.step * 2).min(self.buf.len());
         }

@@ -74,6 +74,24 @@ impl ExtentFile {
         self.read_with(pos, buf, true)
     }
 
+    /// Fills `buf` from `pos` through [`BlockDev::read_once`] (a read may stop at an extent's
+    /// end; this goes on to the next one). Reading past the end of the file is an error.
+    pub fn read_once_exact_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.read_with(pos + got as u64, &mut buf[got..], true)? {
+                0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("read of {} bytes at offset {pos} passes the end of the file ({} bytes)", buf.len(), self.size),
+                    ))
+                }
+                n => got += n,
+            }
+        }
+        Ok(())
+    }
+
     fn read_with(&self, pos: u64, buf: &mut [u8], once: bool) -> io::Result<usize> {
         if pos >= self.size || buf.is_empty() {
             return Ok(0);

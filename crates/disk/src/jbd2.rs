@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
-use crate::block::{be32, check_range, corrupt, read_pieces, BlockDev};
+use crate::block::{be32, check_range, corrupt, BlockDev};
 use crate::extent_file::ExtentFile;
 
 const MAGIC: u32 = 0xC03B_3998;
@@ -58,7 +58,7 @@ type Logged = (u64, u64, bool);
 pub fn replay(journal: &ExtentFile, fs_block_size: u64, fs_blocks: u64, what: &str) -> io::Result<Option<Replay>> {
     let err = |msg: String| corrupt(format!("{what}: {msg}"));
     let mut sb = [0u8; 1024];
-    read_exact(journal, 0, &mut sb, what)?;
+    journal.read_once_exact_at(0, &mut sb).map_err(|e| io::Error::new(e.kind(), format!("{what}: journal superblock: {e}")))?;
     if be32(&sb, 0) != MAGIC || !matches!(be32(&sb, 4), SUPERBLOCK_V1 | SUPERBLOCK_V2) {
         return Err(err("no journal superblock magic at journal block 0".into()));
     }
@@ -95,7 +95,7 @@ pub fn replay(journal: &ExtentFile, fs_block_size: u64, fs_blocks: u64, what: &s
     let mut block = vec![0u8; bs_usize];
     let (mut pos, mut seq, mut walked) = (start, sequence, 0u64);
     while walked < maxlen {
-        read_exact(journal, pos * bs, &mut block, what)?;
+        journal.read_once_exact_at(pos * bs, &mut block).map_err(|e| io::Error::new(e.kind(), format!("{what}: journal block {pos}: {e}")))?;
         if be32(&block, 0) != MAGIC || be32(&block, 8) != seq {
             break;
         }
@@ -158,17 +158,6 @@ pub fn replay(journal: &ExtentFile, fs_block_size: u64, fs_blocks: u64, what: &s
     Ok(Some(Replay { blocks, transactions: seq.wrapping_sub(sequence) as u64 }))
 }
 
-fn read_exact(f: &ExtentFile, pos: u64, buf: &mut [u8], what: &str) -> io::Result<()> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read_at(pos + got as u64, &mut buf[got..])? {
-            0 => return Err(corrupt(format!("{what}: journal ends at byte {}, before byte {}", pos + got as u64, pos + buf.len() as u64))),
-            n => got += n,
-        }
-    }
-    Ok(())
-}
-
 /// A filesystem's device as the replayed journal leaves it.
 pub struct ReplayDev {
     inner: Arc<dyn BlockDev>,
@@ -181,29 +170,38 @@ impl ReplayDev {
         ReplayDev { inner, block_size, replay }
     }
 
-    fn read(&self, off: u64, buf: &mut [u8], once: bool) -> io::Result<()> {
+    /// Reads a logged block from the journal's copy; runs of blocks the journal did not log go
+    /// below in one read, so large file reads stay large (and bypass the chunk cache as before).
+    fn read(&self, mut off: u64, mut buf: &mut [u8], once: bool) -> io::Result<()> {
         check_range(self, off, buf.len())?;
         let bs = self.block_size;
-        read_pieces(off, buf, bs, |off, piece| {
-            let (from, escaped) = match self.replay.blocks.get(&(off / bs)) {
-                Some(&(journal_copy, escaped)) => (journal_copy + off % bs, escaped),
-                None => (off, false),
-            };
-            if once {
-                self.inner.read_once(from, piece)?;
-            } else {
-                self.inner.read_at(from, piece)?;
-            }
-            // An escaped block began with the journal magic, which the journal copy zeroes.
-            let within = (off % bs) as usize;
-            if escaped && within < 4 {
-                let magic = MAGIC.to_be_bytes();
-                for (i, b) in piece.iter_mut().take(4 - within).enumerate() {
-                    *b = magic[within + i];
+        let logged = |off: u64| self.replay.blocks.get(&(off / bs)).copied();
+        let read = |from: u64, piece: &mut [u8]| if once { self.inner.read_once(from, piece) } else { self.inner.read_at(from, piece) };
+        while !buf.is_empty() {
+            let mut n = ((bs - off % bs) as usize).min(buf.len());
+            match logged(off) {
+                Some((journal_copy, escaped)) => {
+                    let within = (off % bs) as usize;
+                    read(journal_copy + within as u64, &mut buf[..n])?;
+                    // An escaped block began with the journal magic, which the journal copy zeroes.
+                    if escaped && within < 4 {
+                        let magic = MAGIC.to_be_bytes();
+                        for (i, b) in buf.iter_mut().take(n.min(4 - within)).enumerate() {
+                            *b = magic[within + i];
+                        }
+                    }
+                }
+                None => {
+                    while n < buf.len() && logged(off + n as u64).is_none() {
+                        n = (n + bs as usize).min(buf.len());
+                    }
+                    read(off, &mut buf[..n])?;
                 }
             }
-            Ok(())
-        })
+            off += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
     }
 }
 
@@ -219,5 +217,34 @@ impl BlockDev for ReplayDev {
     }
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One read across logged and unlogged blocks takes each from the right place, and an
+    /// escaped block gets the magic back, wherever the read starts.
+    #[test]
+    fn replayed_reads_mix_journal_copies_and_home_blocks() {
+        const BS: usize = 1024;
+        // Blocks 0-5 hold their number in every byte; blocks 6 and 7 are the journal's copies.
+        let mut disk: Vec<u8> = (0..6u8).flat_map(|b| vec![b; BS]).collect();
+        disk.extend(vec![0xA6; BS]);
+        let mut escaped = vec![0xA7; BS];
+        escaped[..4].fill(0);
+        disk.extend(escaped);
+        let blocks = HashMap::from([(2, (6 * BS as u64, false)), (4, (7 * BS as u64, true))]);
+        let dev = ReplayDev::new(Arc::new(disk), BS as u64, Replay { blocks, transactions: 1 });
+        let mut want: Vec<u8> = [0u8, 1, 0xA6, 3, 0xA7, 5].iter().flat_map(|&b| vec![b; BS]).collect();
+        want[4 * BS..4 * BS + 4].copy_from_slice(&MAGIC.to_be_bytes());
+        for start in [0, 1, 1000, 2 * BS + 2, 4 * BS + 2] {
+            let mut got = vec![0u8; 6 * BS - start];
+            dev.read_at(start as u64, &mut got).unwrap();
+            assert_eq!(got, want[start..], "read from {start}");
+            dev.read_once(start as u64, &mut got).unwrap();
+            assert_eq!(got, want[start..], "read_once from {start}");
+        }
     }
 }
