@@ -19,6 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::SeekFrom;
 
+use crate::header::be32;
 use crate::{BlobRef, DbError, ReadSeek};
 
 /// Most frames indexed from a write-ahead log (4 GiB of 4 KiB pages; the index costs ~24 bytes a
@@ -50,10 +51,6 @@ struct Pager {
 
 fn be16(b: &[u8], at: usize) -> usize {
     u16::from_be_bytes([b[at], b[at + 1]]) as usize
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
 }
 
 fn read_exact_at(r: &mut dyn ReadSeek, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
