@@ -369,20 +369,37 @@ impl<V: Clone> Lru<V> {
     }
 }
 
-/// CRC-32C (Castagnoli), the checksum of VHDX headers and region tables (and of the XFS v5
-/// metadata a test writes).
-/// crc32fast computes the IEEE polynomial only, and the few KiB checked at open time do not
+/// CRC-32C (Castagnoli), the checksum of VHDX headers and region tables, XFS log records (and of
+/// the XFS v5 metadata a test writes).
+/// crc32fast computes the IEEE polynomial only, and the few MiB checked at open time do not
 /// justify another crate.
 pub fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-        }
-    }
-    !crc
+    !crc32c_append(!0, data)
 }
+
+/// Continues a CRC-32C over `data` from `state` (start with `!0`, finish with `!state`).
+pub fn crc32c_append(mut state: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        state = CRC32C_TABLE[((state ^ b as u32) & 0xFF) as usize] ^ (state >> 8);
+    }
+    state
+}
+
+const CRC32C_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 /// Parsed directory listings by inode: ordinary ones up to [`SMALL_LISTINGS_BYTES`] in all (at
 /// most 4096 entries and 256 KiB each), and big ones up to [`BIG_LISTINGS_BYTES`] in all (always
