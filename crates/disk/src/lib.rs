@@ -22,6 +22,7 @@ pub mod lvm;
 pub mod mount;
 pub mod partition;
 pub mod xfs;
+mod xfs_log;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -434,9 +435,27 @@ fn assemble(
                 v.scanned = true;
                 match &info.log {
                     xfs::LogState::Clean => {}
-                    xfs::LogState::Dirty => notes.push(Note::on(
+                    xfs::LogState::Replayed(s) => {
+                        let mut note = if s.buffers + s.inodes == 0 && s.stopped.is_none() {
+                            // A covered log (an idle machine): nothing newer than the filesystem.
+                            format!("{}: the xfs log was not unmounted (image of a running machine) but holds nothing newer than the filesystem ({} committed transactions checked, as a mount would)", v.name, s.transactions)
+                        } else {
+                            format!(
+                                "{}: the xfs log needed recovery (image of a running machine): {} committed transactions ({} buffers, {} inodes) replayed in memory, as a mount would",
+                                v.name, s.transactions, s.buffers, s.inodes
+                            )
+                        };
+                        if s.unfinished_intents > 0 {
+                            note += &format!("; {} unfinished file-mapping operations (reflink copy-on-write) were not finished, so those files may read as before them", s.unfinished_intents);
+                        }
+                        if let Some(why) = &s.stopped {
+                            note += &format!("; the log was read up to a damaged or torn record ({why})");
+                        }
+                        notes.push(Note::on(v.disk, note));
+                    }
+                    xfs::LogState::NotReplayed(why) => notes.push(Note::on(
                         v.disk,
-                        format!("{}: the xfs log holds transactions not yet written home (image of a running machine); it is not replayed, so the newest changes (files created or rewritten just before the image was taken) may be missing", v.name),
+                        format!("{}: the xfs log holds transactions not yet written home (image of a running machine) but was not replayed ({why}), so the newest changes (files created or rewritten just before the image was taken) may be missing", v.name),
                     )),
                     xfs::LogState::Unknown(why) => notes.push(Note::on(v.disk, format!("{}: whether the xfs log holds unwritten transactions is not known ({why})", v.name))),
                 }

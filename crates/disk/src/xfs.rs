@@ -5,8 +5,8 @@
 //! block, leaf, node and btree directories (data blocks read linearly, the hash index is not
 //! needed), extent lists and B+tree extent maps, local and remote symlinks, v3 and v2 inode cores,
 //! ftype, bigtime and large extent counts. Reflink, rmap, finobt and sparse inodes only concern
-//! allocation and need nothing here. The log is not replayed; whether it holds transactions not
-//! written home (an image of a running machine) is checked and reported ([`LogState`]).
+//! allocation and need nothing here. A log holding transactions not written home (an image of a
+//! running machine) is replayed in memory first (`xfs_log.rs`, [`LogState`]).
 
 use std::io;
 use std::path::Path;
@@ -52,79 +52,48 @@ pub struct XfsInfo {
 /// What the internal log says about the filesystem when it was imaged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogState {
-    /// Unmounted cleanly (the last log record is an unmount record), or never written.
+    /// Unmounted cleanly (the last log record is an unmount record), never written, or nothing
+    /// left between the log's tail and head.
     Clean,
-    /// Transactions after the last unmount (an image of a running machine). The log is not
-    /// replayed, so the newest metadata changes are missing.
-    Dirty,
-    /// Not known, for this reason (an external log, an unreadable one).
+    /// Transactions after the last unmount (an image of a running machine), replayed in memory
+    /// as a mount would.
+    Replayed(LogReplay),
+    /// Transactions after the last unmount that were not replayed, for this reason: the newest
+    /// metadata changes are missing.
+    NotReplayed(String),
+    /// Not known, for this reason (an external log).
     Unknown(String),
 }
 
-/// The log's unit: every 512-byte block of a log record starts with the record's cycle number.
-const LOG_BB: u64 = 512;
-const LOG_RECORD_MAGIC: u32 = 0xFEED_BABE;
-/// `oh_flags` of the operation an unmount record holds.
-const LOG_UNMOUNT_TRANS: u8 = 0x20;
-/// How far back from the head a record header is looked for: a record is at most 256 KiB.
-const LOG_RECORD_MAX_BBS: u64 = (256 << 10) / LOG_BB + 8;
+/// What a replay of the log did.
+pub use crate::xfs_log::Summary as LogReplay;
 
-/// Finds the head of the internal log as the kernel does (where the cycle number stamped in
-/// each block drops), then whether the record before it is an unmount record. Reads a few hundred
-/// bytes: the cycle numbers of about log2(n) of the log's n blocks, then a few words of the last
-/// record.
-fn log_state(dev: &dyn BlockDev, sb: &[u8], block_size: u64, ag_blocks: u64, ag_blk_log: u32) -> io::Result<LogState> {
+/// Where the internal log lies, and what its replay needs to know.
+#[allow(clippy::too_many_arguments)]
+fn log_geometry(sb: &[u8], block_size: u64, ag_blocks: u64, ag_count: u64, ag_blk_log: u32, inop_blog: u32, inode_size: u64, v5: bool, meta_uuid: &[u8], size: u64) -> Result<crate::xfs_log::Geometry, String> {
     let (log_start, log_blocks) = (be64(sb, 48), be32(sb, 96) as u64);
     if log_start == 0 {
-        return Ok(LogState::Unknown("the log is on another device".into()));
+        return Err("the log is on another device".into());
     }
     let (agno, agbno) = (log_start >> ag_blk_log, log_start & ((1u64 << ag_blk_log) - 1));
     let start = agno.checked_mul(ag_blocks).and_then(|b| b.checked_add(agbno)).and_then(|b| b.checked_mul(block_size));
-    let bbs = log_blocks * block_size / LOG_BB;
-    let start = match start {
-        Some(s) if bbs >= 2 && s.checked_add(bbs * LOG_BB).is_some_and(|e| e <= dev.size()) => s,
-        _ => return Err(corrupt(format!("log at block {log_start}, {log_blocks} blocks (superblock offsets 48 and 96), lies outside the filesystem"))),
-    };
-    let word = |bb: u64, at: u64| -> io::Result<u32> {
-        let mut w = [0u8; 4];
-        dev.read_once(start + bb * LOG_BB + at, &mut w)?;
-        Ok(u32::from_be_bytes(w))
-    };
-    // A record header carries its cycle in its second word; the first is the magic.
-    let cycle = |bb: u64| -> io::Result<u32> { if word(bb, 0)? == LOG_RECORD_MAGIC { word(bb, 4) } else { word(bb, 0) } };
-    let (first, last) = (cycle(0)?, cycle(bbs - 1)?);
-    if first == 0 {
-        return Ok(LogState::Clean);
+    let log_bbs = log_blocks * block_size / crate::xfs_log::BB;
+    match start {
+        Some(log_start) if log_bbs >= 2 && log_start.checked_add(log_bbs * crate::xfs_log::BB).is_some_and(|e| e <= size) => Ok(crate::xfs_log::Geometry {
+            log_start,
+            log_bbs,
+            block_size,
+            ag_blocks,
+            ag_count,
+            ag_blk_log,
+            inop_blog,
+            inode_size,
+            v5,
+            meta_uuid: meta_uuid.try_into().unwrap(),
+            size,
+        }),
+        _ => Err(format!("log at block {log_start}, {log_blocks} blocks (superblock offsets 48 and 96), lies outside the filesystem")),
     }
-    let head = if first == last {
-        // One cycle throughout: the head is where the log wraps.
-        0
-    } else {
-        let (mut lo, mut hi) = (0, bbs - 1);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if cycle(mid)? == first {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        hi
-    };
-    let mut bb = head;
-    for _ in 0..LOG_RECORD_MAX_BBS.min(bbs) {
-        bb = (bb + bbs - 1) % bbs;
-        if word(bb, 0)? != LOG_RECORD_MAGIC {
-            continue;
-        }
-        let (version, ops) = (word(bb, 8)?, word(bb, 40)?);
-        // Version 2 records larger than 32 KiB carry extended headers, one block per 32 KiB.
-        let header_bbs = if version == 2 { (word(bb, 320)? as u64).div_ceil(32 << 10).max(1) } else { 1 };
-        let mut flags = [0u8; 1];
-        dev.read_once(start + (bb + header_bbs) % bbs * LOG_BB + 9, &mut flags)?;
-        return Ok(if ops == 1 && flags[0] & LOG_UNMOUNT_TRANS != 0 { LogState::Clean } else { LogState::Dirty });
-    }
-    Err(corrupt(format!("no log record header within {LOG_RECORD_MAX_BBS} blocks before the log's head (log block {head})")))
 }
 
 /// Whether `dev` holds an XFS superblock.
@@ -238,7 +207,15 @@ impl XfsFs {
             return Err(corrupt(format!("{name}: superblock says {size} bytes (sb_dblocks at offset 8) but the device holds {} (truncated image?)", dev.size())));
         }
         let label = String::from_utf8_lossy(&sb[108..120]).trim_end_matches('\0').to_string();
-        let log = log_state(&*dev, &sb, block_size, ag_blocks, ag_blk_log).unwrap_or_else(|e| LogState::Unknown(e.to_string()));
+        let meta_uuid = if incompat & INCOMPAT_META_UUID != 0 { &sb[248..264] } else { &sb[32..48] };
+        let (log, dev) = match log_geometry(&sb, block_size, ag_blocks, ag_count, ag_blk_log, inop_blog, inode_size, v5, meta_uuid, size) {
+            Err(why) => (LogState::Unknown(why), dev),
+            Ok(geo) => match crate::xfs_log::recover(&dev, &geo) {
+                Ok(crate::xfs_log::Recovery::Clean) => (LogState::Clean, dev),
+                Ok(crate::xfs_log::Recovery::Replayed { dev: replayed, summary }) => (LogState::Replayed(summary), replayed),
+                Err(e) => (LogState::NotReplayed(e.to_string()), dev),
+            },
+        };
         let info = XfsInfo { version, uuid: crate::uuid_string(&sb[32..48]), label, size, log };
         Ok(XfsFs {
             inner: Arc::new(Inner {
