@@ -43,6 +43,39 @@ pub fn read_vec(dev: &dyn BlockDev, off: u64, len: u64, cap: u64, what: &str) ->
     Ok(buf)
 }
 
+/// Reads `buf` at `off` from a device some of whose `unit`-byte units a replayed log replaces
+/// (ext4's journal, xfs's log): `replayed(unit index)` says where a replayed unit's copy is, and
+/// `serve(that, offset within the unit, piece)` fills a piece of it; runs of units not replayed
+/// go to `inner` in one read, so large file reads stay large (and bypass the chunk cache as before).
+pub(crate) fn read_replayed<T>(
+    inner: &dyn BlockDev,
+    mut off: u64,
+    mut buf: &mut [u8],
+    once: bool,
+    unit: u64,
+    replayed: impl Fn(u64) -> Option<T>,
+    serve: impl Fn(T, usize, &mut [u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        let mut n = ((unit - off % unit) as usize).min(buf.len());
+        if let Some(copy) = replayed(off / unit) {
+            serve(copy, (off % unit) as usize, &mut buf[..n])?;
+        } else {
+            while n < buf.len() && replayed((off + n as u64) / unit).is_none() {
+                n = (n + unit as usize).min(buf.len());
+            }
+            if once {
+                inner.read_once(off, &mut buf[..n])?;
+            } else {
+                inner.read_at(off, &mut buf[..n])?;
+            }
+        }
+        off += n as u64;
+        buf = &mut buf[n..];
+    }
+    Ok(())
+}
+
 /// An `InvalidData` error: corrupt or hostile on-disk structures.
 pub fn corrupt(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
-use crate::block::{be32, check_range, corrupt, BlockDev};
+use crate::block::{be32, check_range, corrupt, read_replayed, BlockDev};
 use crate::extent_file::ExtentFile;
 
 const MAGIC: u32 = 0xC03B_3998;
@@ -170,38 +170,26 @@ impl ReplayDev {
         ReplayDev { inner, block_size, replay }
     }
 
-    /// Reads a logged block from the journal's copy; runs of blocks the journal did not log go
-    /// below in one read, so large file reads stay large (and bypass the chunk cache as before).
-    fn read(&self, mut off: u64, mut buf: &mut [u8], once: bool) -> io::Result<()> {
+    /// Reads a logged block from the journal's copy, every other block from below.
+    fn read(&self, off: u64, buf: &mut [u8], once: bool) -> io::Result<()> {
         check_range(self, off, buf.len())?;
         let bs = self.block_size;
-        let logged = |off: u64| self.replay.blocks.get(&(off / bs)).copied();
-        let read = |from: u64, piece: &mut [u8]| if once { self.inner.read_once(from, piece) } else { self.inner.read_at(from, piece) };
-        while !buf.is_empty() {
-            let mut n = ((bs - off % bs) as usize).min(buf.len());
-            match logged(off) {
-                Some((journal_copy, escaped)) => {
-                    let within = (off % bs) as usize;
-                    read(journal_copy + within as u64, &mut buf[..n])?;
-                    // An escaped block began with the journal magic, which the journal copy zeroes.
-                    if escaped && within < 4 {
-                        let magic = MAGIC.to_be_bytes();
-                        for (i, b) in buf.iter_mut().take(n.min(4 - within)).enumerate() {
-                            *b = magic[within + i];
-                        }
-                    }
-                }
-                None => {
-                    while n < buf.len() && logged(off + n as u64).is_none() {
-                        n = (n + bs as usize).min(buf.len());
-                    }
-                    read(off, &mut buf[..n])?;
+        read_replayed(&*self.inner, off, buf, once, bs, |block| self.replay.blocks.get(&block).copied(), |(journal_copy, escaped), within, piece| {
+            let from = journal_copy + within as u64;
+            if once {
+                self.inner.read_once(from, piece)?;
+            } else {
+                self.inner.read_at(from, piece)?;
+            }
+            // An escaped block began with the journal magic, which the journal copy zeroes.
+            if escaped && within < 4 {
+                let magic = MAGIC.to_be_bytes();
+                for (i, b) in piece.iter_mut().take(4 - within).enumerate() {
+                    *b = magic[within + i];
                 }
             }
-            off += n as u64;
-            buf = &mut buf[n..];
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
-use crate::block::{be16, be32, be64, check_range, corrupt, crc32c_append, BlockDev};
+use crate::block::{be16, be32, be64, check_range, corrupt, crc32c_append, read_replayed, BlockDev};
 
 /// The log's unit: every 512-byte block of a log record starts with the record's cycle number.
 pub(crate) const BB: u64 = 512;
@@ -822,31 +822,13 @@ impl Overlay {
         Ok(())
     }
 
-    /// Replayed sectors from memory; runs of others go below in one read.
-    fn read_into(&self, mut off: u64, mut buf: &mut [u8], once: bool) -> io::Result<()> {
+    /// Replayed sectors from memory, every other byte from below.
+    fn read_into(&self, off: u64, buf: &mut [u8], once: bool) -> io::Result<()> {
         check_range(self, off, buf.len())?;
-        while !buf.is_empty() {
-            let mut n = ((BB - off % BB) as usize).min(buf.len());
-            match self.sectors.get(&(off / BB)) {
-                Some(s) => {
-                    let within = (off % BB) as usize;
-                    buf[..n].copy_from_slice(&s[within..within + n]);
-                }
-                None => {
-                    while n < buf.len() && !self.sectors.contains_key(&((off + n as u64) / BB)) {
-                        n = (n + BB as usize).min(buf.len());
-                    }
-                    if once {
-                        self.inner.read_once(off, &mut buf[..n])?;
-                    } else {
-                        self.inner.read_at(off, &mut buf[..n])?;
-                    }
-                }
-            }
-            off += n as u64;
-            buf = &mut buf[n..];
-        }
-        Ok(())
+        read_replayed(&*self.inner, off, buf, once, BB, |sector| self.sectors.get(&sector), |copy, within, piece| {
+            piece.copy_from_slice(&copy[within..within + piece.len()]);
+            Ok(())
+        })
     }
 }
 
