@@ -184,6 +184,18 @@ fn corrupted_logs() {
     assert!(outcomes.contains_key("replayed up to a damaged record"), "{outcomes:?}");
 }
 
+/// A log record's CRC-32C, as the kernel computes it: over its header (the CRC field zeroed), the
+/// cycle data of its extended headers, then its data (`record`: header blocks, then data).
+fn record_crc(record: &[u8], hblks: usize) -> u32 {
+    use kensa_disk::block::crc32c_append;
+    let data_len = u32::from_be_bytes(record[12..16].try_into().unwrap()) as usize;
+    let mut crc = crc32c_append(crc32c_append(crc32c_append(!0, &record[..32]), &[0; 4]), &record[36..328]);
+    for j in 1..hblks {
+        crc = crc32c_append(crc, &record[j * 512..j * 512 + 260]);
+    }
+    !crc32c_append(crc, &record[hblks * 512..hblks * 512 + data_len])
+}
+
 /// Damage inside log records whose checksums are then made to match again (a hostile image
 /// forges them as easily): the operations, items and regions themselves are bad, so the parsing
 /// and replay must refuse them cleanly, not only the checksum.
@@ -239,18 +251,8 @@ fn forged_log_records() {
                 changes.insert(data + off, if rng.below(3) == 0 { 0 } else { rng.next() as u8 });
             }
         }
-        // The record's CRC-32C over the header (its CRC field zeroed), the extended headers'
-        // cycle data and the data, as changed.
-        let byte = |o: u64| changes.get(&o).copied().unwrap_or(bytes[o as usize]);
-        let mut header: Vec<u8> = (hdr..hdr + 328).map(byte).collect();
-        header[32..36].fill(0);
-        let mut crc = kensa_disk::block::crc32c_append(!0, &header);
-        for j in 1..hblks {
-            let ext: Vec<u8> = (hdr + j * 512..hdr + j * 512 + 260).map(byte).collect();
-            crc = kensa_disk::block::crc32c_append(crc, &ext);
-        }
-        let body: Vec<u8> = (data..data + data_len).map(byte).collect();
-        let crc = !kensa_disk::block::crc32c_append(crc, &body);
+        let record: Vec<u8> = (hdr..data + data_len).map(|o| changes.get(&o).copied().unwrap_or(bytes[o as usize])).collect();
+        let crc = record_crc(&record, hblks as usize);
         for (i, b) in crc.to_le_bytes().into_iter().enumerate() {
             changes.insert(hdr + 32 + i as u64, b);
         }
@@ -322,14 +324,7 @@ fn a_log_that_wraps_past_its_end() {
             let wrapped = at + k >= bbs as usize;
             rec[k * 512..k * 512 + 4].copy_from_slice(&(cycle + u32::from(wrapped)).to_be_bytes());
         }
-        let data_len = be32(&rec, 12) as usize;
-        let mut header = rec[..328].to_vec();
-        header[32..36].fill(0);
-        let mut crc = kensa_disk::block::crc32c_append(!0, &header);
-        for j in 1..hblks {
-            crc = kensa_disk::block::crc32c_append(crc, &rec[j * 512..j * 512 + 260]);
-        }
-        let crc = !kensa_disk::block::crc32c_append(crc, &rec[hblks * 512..hblks * 512 + data_len]);
+        let crc = record_crc(&rec, hblks);
         rec[32..36].copy_from_slice(&crc.to_le_bytes());
         for (k, block) in rec.chunks(512).enumerate() {
             let p = (at + k) % bbs as usize;
