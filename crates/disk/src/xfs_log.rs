@@ -32,8 +32,13 @@ const HEADER_CYCLE_SIZE: u64 = 32 << 10;
 const MAX_RECORD_BYTES: u64 = 256 << 10;
 /// How far back from the head a record header is looked for: a record is at most 256 KiB.
 const MAX_RECORD_BBS: u64 = MAX_RECORD_BYTES / BB + 8;
-/// Most bytes of the log's live part replayed in memory.
+/// Most bytes of the log's live part replayed in memory, and of metadata the replay holds.
 const MAX_LIVE_BYTES: u64 = 256 << 20;
+const MAX_OVERLAY_BYTES: usize = 512 << 20;
+/// Largest metadata buffer (a 64 KiB directory block): all a buffer item's bitmap can map.
+const MAX_BUFFER_BYTES: u64 = 64 << 10;
+/// Inodes in a chunk, all an inode creation initialises.
+const INODES_PER_CHUNK: u64 = 64;
 
 const OP_START: u8 = 0x01;
 const OP_COMMIT: u8 = 0x02;
@@ -572,13 +577,20 @@ fn buffer_lsn(b: &[u8]) -> Option<u64> {
     lsn.and_then(real_lsn)
 }
 
-/// Replays the logged chunks of one buffer; false if the buffer on disk is already newer.
+/// Replays the logged chunks of one buffer; false if the buffer on disk is already newer. Only
+/// the chunks are written to the overlay, so its memory follows what the log holds.
 fn replay_buffer(overlay: &mut Overlay, geo: &Geometry, lsn: u64, blkno: u64, len: u64, map: &[u32], regions: &[Vec<u8>]) -> Result<bool, String> {
+    if len == 0 || len * BB > MAX_BUFFER_BYTES {
+        return Err(format!("buffer at block {blkno} of {len} 512-byte blocks"));
+    }
     let off = blkno.checked_mul(BB).filter(|o| o.checked_add(len * BB).is_some_and(|e| e <= geo.size));
     let off = off.ok_or_else(|| format!("buffer at block {blkno} ({len} blocks) lies outside the filesystem"))?;
-    let mut buf = overlay.read(off, (len * BB) as usize).map_err(|e| e.to_string())?;
-    if geo.v5 && buffer_lsn(&buf).is_some_and(|on_disk| on_disk >= lsn) {
-        return Ok(false);
+    if geo.v5 {
+        // Every header's LSN lies in its first 512 bytes.
+        let head = overlay.read(off, BB as usize).map_err(|e| e.to_string())?;
+        if buffer_lsn(&head).is_some_and(|on_disk| on_disk >= lsn) {
+            return Ok(false);
+        }
     }
     let bits = map.len() * 32;
     let set = |bit: usize| map[bit / 32] & (1 << (bit % 32)) != 0;
@@ -598,14 +610,13 @@ fn replay_buffer(overlay: &mut Overlay, geo: &Geometry, lsn: u64, blkno: u64, le
         // A run of chunks may be logged as several regions (a buffer of discontiguous blocks).
         let n = n.min(data.len() / BLF_CHUNK);
         let (from, to) = (bit * BLF_CHUNK, (bit + n) * BLF_CHUNK);
-        if n == 0 || to > buf.len() {
-            return Err(format!("buffer at block {blkno}: chunk run {bit}..{} of {} bytes does not fit its {} bytes", bit + n, data.len(), buf.len()));
+        if n == 0 || to as u64 > len * BB {
+            return Err(format!("buffer at block {blkno}: chunk run {bit}..{} of {} bytes does not fit its {} bytes", bit + n, data.len(), len * BB));
         }
-        buf[from..to].copy_from_slice(&data[..to - from]);
+        overlay.write(off + from as u64, &data[..to - from]).map_err(|e| e.to_string())?;
         bit += n;
         region += 1;
     }
-    overlay.write(off, &buf).map_err(|e| e.to_string())?;
     Ok(true)
 }
 
@@ -764,7 +775,7 @@ fn replay_icreate(overlay: &mut Overlay, geo: &Geometry, f: &[u8], cancelled: &H
     }
     let (agno, agbno, count, isize, length, gen) = (be32(f, 4) as u64, be32(f, 8) as u64, be32(f, 12) as u64, be32(f, 16) as u64, be32(f, 20) as u64, be32(f, 24));
     let inopb = geo.block_size / geo.inode_size;
-    if agno >= geo.ag_count || isize != geo.inode_size || length == 0 || agbno + length > geo.ag_blocks || count > length * inopb {
+    if agno >= geo.ag_count || isize != geo.inode_size || length == 0 || length * geo.block_size > (INODES_PER_CHUNK * isize).max(geo.block_size) || agbno + length > geo.ag_blocks || count > length * inopb {
         return Err(format!("inode create item (AG {agno}, block {agbno}, {length} blocks, {count} inodes of {isize} bytes) does not fit the filesystem"));
     }
     let off = (agno * geo.ag_blocks + agbno) * geo.block_size;
@@ -808,6 +819,9 @@ impl Overlay {
             let (sector, within) = (off / BB, (off % BB) as usize);
             let n = (BB as usize - within).min(data.len());
             if !self.sectors.contains_key(&sector) {
+                if self.sectors.len() * BB as usize >= MAX_OVERLAY_BYTES {
+                    return Err(corrupt(format!("the replay would hold more than {} MiB of metadata", MAX_OVERLAY_BYTES >> 20)));
+                }
                 let mut s = vec![0u8; BB as usize].into_boxed_slice();
                 if n < BB as usize {
                     // A partial sector (a 256-byte inode): the rest as it is below.
@@ -844,5 +858,71 @@ impl BlockDev for Overlay {
     }
     fn describe(&self) -> String {
         self.inner.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(size: u64) -> Geometry {
+        Geometry { log_start: 0, log_bbs: 0, block_size: 4096, ag_blocks: size / 4096, ag_count: 1, ag_blk_log: 16, inop_blog: 3, inode_size: 512, v5: true, meta_uuid: [0; 16], size }
+    }
+
+    fn transaction(items: Vec<Vec<Vec<u8>>>) -> Transaction {
+        let items = items.into_iter().map(|regions| Item { total: regions.len(), regions }).collect();
+        Transaction { lsn: 1 << 32 | 100, endian: Endian { little: true }, header: Vec::new(), items }
+    }
+
+    /// A buffer log format (little-endian, as x86 writes it) of `len` 512-byte blocks at `blkno`
+    /// whose bitmap marks `chunks` 128-byte chunks from the start.
+    fn buf_item(blkno: u64, len: u16, chunks: usize) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend(LI_BUF.to_le_bytes());
+        f.extend(2u16.to_le_bytes());
+        f.extend(0u16.to_le_bytes());
+        f.extend(len.to_le_bytes());
+        f.extend(blkno.to_le_bytes());
+        f.extend(1u32.to_le_bytes());
+        f.extend((((1u64 << chunks) - 1) as u32).to_le_bytes());
+        f
+    }
+
+    /// A logged chunk lands where its bitmap says, and only the chunks are held.
+    #[test]
+    fn buffer_chunks_are_replayed_in_place() {
+        let dev: Arc<dyn BlockDev> = Arc::new(vec![0x11u8; 1 << 20]);
+        let mut overlay = Overlay { inner: dev.clone(), sectors: HashMap::new() };
+        let mut summary = Summary::default();
+        let t = transaction(vec![vec![buf_item(8, 8, 2), vec![0xAB; 256]]]);
+        replay(&[t], &geometry(1 << 20), &mut overlay, &mut summary).unwrap();
+        assert_eq!(summary.buffers, 1);
+        assert_eq!(overlay.sectors.len(), 1);
+        let got = overlay.read(8 * 512 - 1, 258).unwrap();
+        assert_eq!((got[0], &got[1..257], got[257]), (0x11, &[0xAB; 256][..], 0x11));
+    }
+
+    /// Items a few bytes long that would make the replay hold far more than the log (a buffer of
+    /// 32 MiB, an inode chunk of 4 GiB) are refused.
+    #[test]
+    fn items_that_would_amplify_memory_are_refused() {
+        // The filesystem says 1 GiB, so only the caps stand in the way.
+        let dev: Arc<dyn BlockDev> = Arc::new(vec![0u8; 1 << 20]);
+        let geo = geometry(1 << 30);
+        for (what, item) in [
+            ("buffer", vec![buf_item(0, u16::MAX, 1), vec![0; 128]]),
+            ("inode create", {
+                let mut f = LI_ICREATE.to_le_bytes().to_vec();
+                f.extend(1u16.to_le_bytes());
+                for v in [0u32, 0, 64, 512, 1 << 16, 7] {
+                    f.extend(v.to_be_bytes());
+                }
+                vec![f]
+            }),
+        ] {
+            let mut overlay = Overlay { inner: dev.clone(), sectors: HashMap::new() };
+            let err = replay(&[transaction(vec![item])], &geo, &mut overlay, &mut Summary::default()).unwrap_err();
+            assert!(overlay.sectors.is_empty(), "{what}: {err}");
+        }
     }
 }
