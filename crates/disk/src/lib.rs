@@ -341,6 +341,11 @@ fn collect_disk_volumes(
     Ok(table)
 }
 
+/// `1 block`, `2 blocks`: a count for a note.
+fn count(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Joins LVM logical volumes (a volume group may span disks), opens the filesystems, finds the
 /// root and composes the mounts its `/etc/fstab` names.
 #[allow(clippy::too_many_arguments)]
@@ -418,7 +423,7 @@ fn assemble(
                     ext4::JournalState::Clean => {}
                     ext4::JournalState::Replayed { transactions, blocks } => notes.push(Note::on(
                         v.disk,
-                        format!("{}: the {} journal needed recovery (image of a running machine): {transactions} committed transactions ({blocks} blocks) replayed in memory, as a mount would", v.name, info.kind),
+                        format!("{}: the {} journal needed recovery (image of a running machine): {} ({}) replayed in memory, as a mount would", v.name, info.kind, count(*transactions, "committed transaction"), count(*blocks as u64, "block")),
                     )),
                     ext4::JournalState::NotReplayed(why) => notes.push(Note::on(
                         v.disk,
@@ -438,15 +443,18 @@ fn assemble(
                     xfs::LogState::Replayed(s) => {
                         let mut note = if s.buffers + s.inodes == 0 && s.stopped.is_none() {
                             // A covered log (an idle machine): nothing newer than the filesystem.
-                            format!("{}: the xfs log was not unmounted (image of a running machine) but holds nothing newer than the filesystem ({} committed transactions checked, as a mount would)", v.name, s.transactions)
+                            format!("{}: the xfs log was not unmounted (image of a running machine) but holds nothing newer than the filesystem ({} checked, as a mount would)", v.name, count(s.transactions, "committed transaction"))
                         } else {
                             format!(
-                                "{}: the xfs log needed recovery (image of a running machine): {} committed transactions ({} buffers, {} inodes) replayed in memory, as a mount would",
-                                v.name, s.transactions, s.buffers, s.inodes
+                                "{}: the xfs log needed recovery (image of a running machine): {} ({}, {}) replayed in memory, as a mount would",
+                                v.name,
+                                count(s.transactions, "committed transaction"),
+                                count(s.buffers, "buffer"),
+                                count(s.inodes, "inode")
                             )
                         };
                         if s.unfinished_intents > 0 {
-                            note += &format!("; {} unfinished file-mapping operations (reflink copy-on-write) were not finished, so those files may read as before them", s.unfinished_intents);
+                            note += &format!("; {} (reflink copy-on-write) not finished, so those files may read as before them", count(s.unfinished_intents, "unfinished file-mapping operation"));
                         }
                         if let Some(why) = &s.stopped {
                             note += &format!("; the log was read up to a damaged or torn record ({why})");

@@ -138,7 +138,7 @@ fn committed_transactions_are_replayed_as_e2fsck_does() {
         let (got, notes) = tree_of(&journaled);
         assert_same_tree(label, &expected, &got);
         assert!(
-            notes.iter().any(|n| n.contains("1 committed transactions") && n.contains(&format!("({} blocks)", changed.len()))),
+            notes.iter().any(|n| n.contains("1 committed transaction (") && n.contains(&format!("({} blocks)", changed.len()))),
             "{label}: {notes:?}"
         );
         let (recovered, notes) = tree_of(&e2fsck_copy(&journaled));
@@ -179,7 +179,7 @@ fn a_log_wrapping_around_the_journal_is_replayed() {
     let (expected, _) = tree_of(&after);
     let (got, notes) = tree_of(&img);
     assert_same_tree("wrapped log", &expected, &got);
-    assert!(notes.iter().any(|n| n.contains("1 committed transactions")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("1 committed transaction (")), "{notes:?}");
     let (recovered, _) = tree_of(&e2fsck_copy(&img));
     assert_same_tree("wrapped log, e2fsck", &recovered, &got);
 }
@@ -230,7 +230,7 @@ fn revoked_uncommitted_and_escaped_blocks_read_as_e2fsck_leaves_them() {
     assert_eq!(read("/etc/hostname"), b"hello\n", "the revoked write is not replayed");
     assert_eq!(read("/etc/os-release"), b"ID=debian\nVERSION_ID=12\n", "the uncommitted write is not replayed");
     assert_eq!(read("/etc/magic.bin"), block, "the escaped block starts with the magic again");
-    assert!(t.notes.iter().any(|n| n.to_string().contains("3 committed transactions (1 blocks)")), "{:?}", t.notes);
+    assert!(t.notes.iter().any(|n| n.to_string().contains("3 committed transactions (1 block)")), "{:?}", t.notes);
 
     let fixed = open_image(&e2fsck_copy(&img), &Limits::default()).unwrap();
     for p in ["/etc/hostname", "/etc/os-release", "/etc/magic.bin"] {
