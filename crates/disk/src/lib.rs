@@ -454,7 +454,7 @@ fn assemble(
                             )
                         };
                         if s.unfinished_intents > 0 {
-                            note += &format!("; {} (reflink copy-on-write) not finished, so those files may read as before them", count(s.unfinished_intents, "unfinished file-mapping operation"));
+                            note += &format!("; {} (reflink copy-on-write) left unfinished, so those files may read as before them", count(s.unfinished_intents, "file-mapping operation"));
                         }
                         if let Some(why) = &s.stopped {
                             note += &format!("; the log was read up to a damaged or torn record ({why})");
