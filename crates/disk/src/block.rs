@@ -43,32 +43,27 @@ pub fn read_vec(dev: &dyn BlockDev, off: u64, len: u64, cap: u64, what: &str) ->
     Ok(buf)
 }
 
-/// Reads `buf` at `off` from a device some of whose `unit`-byte units a replayed log replaces
-/// (ext4's journal, xfs's log): `replayed(unit index)` says where a replayed unit's copy is, and
-/// `serve(that, offset within the unit, piece)` fills a piece of it; runs of units not replayed
-/// go to `inner` in one read, so large file reads stay large (and bypass the chunk cache as before).
-pub(crate) fn read_replayed<T>(
-    inner: &dyn BlockDev,
+/// Reads `buf` at `off` where some `unit`-byte units have a copy elsewhere (a replayed log's:
+/// ext4's journal, xfs's log; the chunk cache's): `copy(unit index)` says where, and
+/// `serve(that, offset within the unit, piece)` fills a piece from it; runs of the other units go
+/// to `below(offset, piece)` in one read, so large reads stay large.
+pub(crate) fn read_with_copies<T>(
     mut off: u64,
     mut buf: &mut [u8],
-    once: bool,
     unit: u64,
-    replayed: impl Fn(u64) -> Option<T>,
+    copy: impl Fn(u64) -> Option<T>,
     serve: impl Fn(T, usize, &mut [u8]) -> io::Result<()>,
+    below: impl Fn(u64, &mut [u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     while !buf.is_empty() {
         let mut n = ((unit - off % unit) as usize).min(buf.len());
-        if let Some(copy) = replayed(off / unit) {
-            serve(copy, (off % unit) as usize, &mut buf[..n])?;
+        if let Some(c) = copy(off / unit) {
+            serve(c, (off % unit) as usize, &mut buf[..n])?;
         } else {
-            while n < buf.len() && replayed((off + n as u64) / unit).is_none() {
+            while n < buf.len() && copy((off + n as u64) / unit).is_none() {
                 n = (n + unit as usize).min(buf.len());
             }
-            if once {
-                inner.read_once(off, &mut buf[..n])?;
-            } else {
-                inner.read_at(off, &mut buf[..n])?;
-            }
+            below(off, &mut buf[..n])?;
         }
         off += n as u64;
         buf = &mut buf[n..];
@@ -549,20 +544,20 @@ impl BlockDev for CachedDev {
     }
     fn read_once(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(self, off, buf.len())?;
-        read_pieces(off, buf, CACHE_CHUNK, |off, piece| {
-            let held = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(off / CACHE_CHUNK);
-            match held {
-                Some(chunk) => {
-                    let within = (off % CACHE_CHUNK) as usize;
-                    piece.copy_from_slice(&chunk[within..within + piece.len()]);
-                    Ok(())
-                }
-                None => {
-                    self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
-                    self.inner.read_at(off, piece)
-                }
-            }
-        })
+        read_with_copies(
+            off,
+            buf,
+            CACHE_CHUNK,
+            |chunk| self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(chunk),
+            |chunk, within, piece| {
+                piece.copy_from_slice(&chunk[within..within + piece.len()]);
+                Ok(())
+            },
+            |off, run| {
+                self.counters.blocks_fetched.fetch_add(1, Ordering::Relaxed);
+                self.inner.read_at(off, run)
+            },
+        )
     }
     fn size(&self) -> u64 {
         self.inner.size()

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
-use crate::block::{be32, check_range, corrupt, read_replayed, BlockDev};
+use crate::block::{be32, check_range, corrupt, read_with_copies, BlockDev};
 use crate::extent_file::ExtentFile;
 
 const MAGIC: u32 = 0xC03B_3998;
@@ -173,23 +173,25 @@ impl ReplayDev {
     /// Reads a logged block from the journal's copy, every other block from below.
     fn read(&self, off: u64, buf: &mut [u8], once: bool) -> io::Result<()> {
         check_range(self, off, buf.len())?;
-        let bs = self.block_size;
-        read_replayed(&*self.inner, off, buf, once, bs, |block| self.replay.blocks.get(&block).copied(), |(journal_copy, escaped), within, piece| {
-            let from = journal_copy + within as u64;
-            if once {
-                self.inner.read_once(from, piece)?;
-            } else {
-                self.inner.read_at(from, piece)?;
-            }
-            // An escaped block began with the journal magic, which the journal copy zeroes.
-            if escaped && within < 4 {
-                let magic = MAGIC.to_be_bytes();
-                for (i, b) in piece.iter_mut().take(4 - within).enumerate() {
-                    *b = magic[within + i];
+        let read = |from: u64, piece: &mut [u8]| if once { self.inner.read_once(from, piece) } else { self.inner.read_at(from, piece) };
+        read_with_copies(
+            off,
+            buf,
+            self.block_size,
+            |block| self.replay.blocks.get(&block).copied(),
+            |(journal_copy, escaped), within, piece| {
+                read(journal_copy + within as u64, piece)?;
+                // An escaped block began with the journal magic, which the journal copy zeroes.
+                if escaped && within < 4 {
+                    let magic = MAGIC.to_be_bytes();
+                    for (i, b) in piece.iter_mut().take(4 - within).enumerate() {
+                        *b = magic[within + i];
+                    }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+            read,
+        )
     }
 }
 

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
-use crate::block::{be16, be32, be64, check_range, corrupt, crc32c_append, read_replayed, BlockDev};
+use crate::block::{be16, be32, be64, check_range, corrupt, crc32c_append, read_with_copies, BlockDev};
 
 /// The log's unit: every 512-byte block of a log record starts with the record's cycle number.
 pub(crate) const BB: u64 = 512;
@@ -839,10 +839,17 @@ impl Overlay {
     /// Replayed sectors from memory, every other byte from below.
     fn read_into(&self, off: u64, buf: &mut [u8], once: bool) -> io::Result<()> {
         check_range(self, off, buf.len())?;
-        read_replayed(&*self.inner, off, buf, once, BB, |sector| self.sectors.get(&sector), |copy, within, piece| {
-            piece.copy_from_slice(&copy[within..within + piece.len()]);
-            Ok(())
-        })
+        read_with_copies(
+            off,
+            buf,
+            BB,
+            |sector| self.sectors.get(&sector),
+            |copy, within, piece| {
+                piece.copy_from_slice(&copy[within..within + piece.len()]);
+                Ok(())
+            },
+            |from, run| if once { self.inner.read_once(from, run) } else { self.inner.read_at(from, run) },
+        )
     }
 }
 
