@@ -39,6 +39,21 @@ impl std::fmt::Display for ImageFormat {
     }
 }
 
+impl ImageFormat {
+    /// Where a disk of this format states its size, for messages about that size (a corrupt
+    /// header can claim terabytes). A raw image is as big as its file.
+    pub fn size_source(&self) -> &'static str {
+        match self {
+            ImageFormat::Raw => "its length",
+            ImageFormat::Qcow2 => "the size field of its qcow2 header",
+            ImageFormat::VmdkSparse => "the capacity field of its vmdk header",
+            ImageFormat::Vhd => "the current-size field of its vhd footer",
+            ImageFormat::Vhdx => "the virtual disk size in its vhdx metadata",
+            ImageFormat::VmdkDescriptor => "the extent sizes in its vmdk descriptor",
+        }
+    }
+}
+
 /// Longest qcow2 backing chain we follow.
 const MAX_BACKING_DEPTH: usize = 16;
 /// Memory for inflated compressed clusters/grains: 256 grains of the usual 64 KiB (plus a

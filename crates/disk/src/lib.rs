@@ -265,8 +265,14 @@ pub fn open_block_devices(disks: Vec<DiskInput>, limits: &Limits) -> Result<Disk
     // Saturating: hostile images may claim sizes near u64::MAX.
     let total = disks.iter().fold(0u64, |sum, d| sum.saturating_add(d.dev.size()));
     if total > limits.max_total_bytes {
-        let what = if disks.len() == 1 { "the disk holds".to_string() } else { format!("the {} disks hold", disks.len()) };
-        return Err(DiskError::Ineligible { path: path.to_path_buf(), reason: format!("{what} {total} bytes, more than the {}-byte limit", limits.max_total_bytes) });
+        // Where each size comes from, so a header that lies can be told from a big disk.
+        let reason = if disks.len() == 1 {
+            format!("the disk holds {total} bytes (from {})", first.format.size_source())
+        } else {
+            let sizes: Vec<String> = disks.iter().map(|d| format!("{}: {} from {}", d.name.display(), d.dev.size(), d.format.size_source())).collect();
+            format!("the {} disks hold {total} bytes ({})", disks.len(), sizes.join("; "))
+        };
+        return Err(DiskError::Ineligible { path: path.to_path_buf(), reason: format!("{reason}, more than the {}-byte limit", limits.max_total_bytes) });
     }
     let counters: Vec<Arc<Counters>> = disks.iter().map(|d| d.counters.clone()).collect();
     // Filesystems count files opened; with several disks they share the first disk's counters

@@ -126,7 +126,13 @@ fn limits_refuse_with_the_reason() {
     let Some(fx) = fixture() else { return };
     let small = Limits { max_total_bytes: 100 << 20, ..Limits::default() };
     let e = open_image(&fx.image("disk-gpt-ext4.raw"), &small).unwrap_err().to_string();
-    assert!(e.contains("not eligible") && e.contains("limit"), "{e}");
+    assert!(e.contains("not eligible") && e.contains("limit") && e.contains("(from its length)"), "{e}");
+    // The size a converted image states is named with where it stands (a corrupt header can
+    // claim terabytes).
+    let e = open_image(&fx.image("disk-gpt-ext4.qcow2"), &small).unwrap_err().to_string();
+    assert!(e.contains("(from the size field of its qcow2 header)"), "{e}");
+    let e = open_image(&fx.image("disk-gpt-ext4.vmdk"), &small).unwrap_err().to_string();
+    assert!(e.contains("(from the capacity field of its vmdk header)"), "{e}");
     let few = Limits { max_volumes: 2, ..Limits::default() };
     let e = open_image(&fx.image("disk-gpt-ext4.raw"), &few).unwrap_err().to_string();
     assert!(e.contains("3 volumes"), "{e}");

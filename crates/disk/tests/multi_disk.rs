@@ -88,6 +88,7 @@ fn limits_apply_to_all_disks_together() {
     assert!(open_images(std::slice::from_ref(&d.root), &limits).is_ok());
     let err = open_images(&[d.root.clone(), d.var.clone()], &limits).unwrap_err().to_string();
     assert!(err.contains("the 2 disks hold") && err.contains("more than"), "{err}");
+    assert!(err.contains(&format!("{}: 67108864 from its length", d.var.display())), "{err}");
     let limits = Limits { max_volumes: 2, ..Limits::default() };
     let err = open_images(&[d.root.clone(), d.var.clone(), d.opt.clone()], &limits).unwrap_err().to_string();
     assert!(err.contains("3 volumes"), "{err}");
