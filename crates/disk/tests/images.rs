@@ -127,8 +127,8 @@ fn limits_refuse_with_the_reason() {
     let small = Limits { max_total_bytes: 100 << 20, ..Limits::default() };
     let e = open_image(&fx.image("disk-gpt-ext4.raw"), &small).unwrap_err().to_string();
     assert!(e.contains("not eligible") && e.contains("limit") && e.contains("(from its length)"), "{e}");
-    // The size a converted image states is named with where it stands (a corrupt header can
-    // claim terabytes).
+    // A converted image's size is what its header says, and the refusal names that field (a
+    // corrupt header can claim terabytes).
     let e = open_image(&fx.image("disk-gpt-ext4.qcow2"), &small).unwrap_err().to_string();
     assert!(e.contains("(from the size field of its qcow2 header)"), "{e}");
     let e = open_image(&fx.image("disk-gpt-ext4.vmdk"), &small).unwrap_err().to_string();
