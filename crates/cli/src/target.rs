@@ -9,8 +9,37 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use kensa_fs::image::{self, ImageFs};
 use kensa_fs::Root;
+
+/// The flags of a disk image target: further disks of the machine and the agentless limits.
+#[derive(Args, Debug, Clone)]
+pub struct DiskArgs {
+    /// Another disk of the same machine, when TARGET is a disk image (repeatable): the root is
+    /// found on any of them and its /etc/fstab mounts volumes across them (a separate /var disk).
+    #[arg(long = "disk", value_name = "IMAGE")]
+    pub disks: Vec<PathBuf>,
+    /// Refuse a disk image target with more volumes than this (partitions and LVM logical
+    /// volumes; Amazon Inspector's agentless limit is 7).
+    #[arg(long, value_name = "N", default_value_t = kensa_disk::Limits::default().max_volumes)]
+    pub max_volumes: usize,
+    /// Refuse disk image targets whose disks hold more than this in all, in bytes or with a unit:
+    /// 1200GB, 2TB, 500GiB (Amazon Inspector's agentless limit is 1,200 GB).
+    #[arg(long, value_name = "SIZE", default_value_t = kensa_disk::Limits::default().max_total_bytes, value_parser = parse_size)]
+    pub max_disk_size: u64,
+}
+
+impl DiskArgs {
+    pub fn limits(&self) -> kensa_disk::Limits {
+        kensa_disk::Limits { max_volumes: self.max_volumes, max_total_bytes: self.max_disk_size, ..kensa_disk::Limits::default() }
+    }
+}
+
+/// A size in bytes: a number, or a number with a decimal (GB) or binary (GiB) unit.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim().parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("{s:?} is not a size such as 1200GB, 2TB or 500GiB: {e}"))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetKind {
@@ -75,9 +104,10 @@ pub fn detect_kind(path: &Path) -> anyhow::Result<TargetKind> {
     bail!("{}: not a directory, a container image archive (docker save, OCI layout) or a supported disk image", path.display())
 }
 
-/// Opens `spec` (see the module docs). `more_disks` are further disks of the same machine, for a
-/// disk image target only.
-pub fn open_target(spec: &str, more_disks: &[PathBuf]) -> anyhow::Result<Target> {
+/// Opens `spec` (see the module docs). `disk` gives further disks of the same machine and the
+/// limits, for a disk image target only.
+pub fn open_target(spec: &str, disk: &DiskArgs) -> anyhow::Result<Target> {
+    let more_disks = &disk.disks;
     let (forced, path) = parse_spec(spec);
     let kind = match forced {
         Some(k) => k,
@@ -101,7 +131,7 @@ pub fn open_target(spec: &str, more_disks: &[PathBuf]) -> anyhow::Result<Target>
         }
         TargetKind::Disk => {
             let disks: Vec<PathBuf> = std::iter::once(path).chain(more_disks.iter().cloned()).collect();
-            let disk = kensa_disk::open_images(&disks, &kensa_disk::Limits::default())?;
+            let disk = kensa_disk::open_images(&disks, &disk.limits())?;
             Ok(Target { root: disk.root, name, kind, warnings: disk.notes.iter().map(|n| n.to_string()).collect() })
         }
     }
@@ -110,6 +140,18 @@ pub fn open_target(spec: &str, more_disks: &[PathBuf]) -> anyhow::Result<Target>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1200GB"), Ok(1_200_000_000_000));
+        assert_eq!(parse_size("500GiB"), Ok(500 << 30));
+        assert_eq!(parse_size("1.5TB"), Ok(1_500_000_000_000));
+        assert_eq!(parse_size("2 TiB"), Ok(2 << 40));
+        assert_eq!(parse_size("123"), Ok(123));
+        for bad in ["", "lots", "-1", "12 parsecs"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn prefixes() {

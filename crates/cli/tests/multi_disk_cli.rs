@@ -1,5 +1,6 @@
 //! `kensa sbom IMAGE --disk IMAGE2`: a machine whose /var lives on a second disk lists the packages
-//! of both; `--disk` with a target that is not a disk image is refused.
+//! of both; `--disk` with a target that is not a disk image is refused; `--max-disk-size` and
+//! `--max-volumes` change the agentless limits.
 
 use std::path::Path;
 use std::process::Command;
@@ -48,6 +49,22 @@ fn sbom_of_a_machine_with_two_disks() {
     let inv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inv["packages"].as_array().unwrap().len(), 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such volume"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The agentless limits can be changed: both disks (64 MiB) are over 40 MiB, one is not; two
+    // volumes are over one.
+    let out = kensa(&["sbom".as_ref(), root_img.as_os_str(), "--disk".as_ref(), var_img.as_os_str(), "--max-disk-size".as_ref(), "40MiB".as_ref()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not eligible for agentless scanning: the 2 disks hold 67108864 bytes") && stderr.contains("more than the 41943040-byte limit"), "{stderr}");
+    let out = kensa(&["sbom".as_ref(), root_img.as_os_str(), "--max-disk-size".as_ref(), "40MiB".as_ref()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = kensa(&["sbom".as_ref(), root_img.as_os_str(), "--disk".as_ref(), var_img.as_os_str(), "--max-volumes".as_ref(), "1".as_ref()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("2 volumes, more than the limit of 1"), "{stderr}");
+    let out = kensa(&["sbom".as_ref(), root_img.as_os_str(), "--max-disk-size".as_ref(), "big".as_ref()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a size such as 1200GB"), "{}", String::from_utf8_lossy(&out.stderr));
 
     // --disk with a directory target is a usage error.
     let out = kensa(&["sbom".as_ref(), root.as_os_str(), "--disk".as_ref(), var_img.as_os_str()]);

@@ -134,6 +134,7 @@ fn main() {
         machines_file: None,
         tls: None,
         tick: Duration::from_secs(3600),
+        agentless_limits: kensa_disk::Limits::default(),
     };
     let (state, _) = kensa_server::prepare(&cfg).unwrap();
     let server_state = state.clone();

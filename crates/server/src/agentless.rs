@@ -67,7 +67,7 @@ fn scan_with(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow) -
 }
 
 fn scan_until(state: &AppState, provider: &dyn MachineProvider, m: &MachineRow, deadline: Instant) -> Result<usize, AgentlessError> {
-    let limits = kensa_disk::Limits::default();
+    let limits = state.agentless_limits.clone();
     let pm = ProvidedMachine { id: m.id.clone(), name: m.name.clone(), tags: m.tags.clone(), volumes: m.volumes.clone() };
     let (excluded, volumes): (Vec<Volume>, Vec<Volume>) = m.volumes.iter().cloned().partition(|v| is_excluded(&v.key_tags));
     if volumes.is_empty() {
@@ -317,6 +317,10 @@ mod tests {
     }
 
     fn fixture() -> Option<Fixture> {
+        fixture_with(kensa_disk::Limits::default())
+    }
+
+    fn fixture_with(agentless_limits: kensa_disk::Limits) -> Option<Fixture> {
         if !kensa_testdata::require_tool("mkfs.ext4") || !kensa_testdata::require_tool("qemu-img") {
             return None;
         }
@@ -331,6 +335,7 @@ mod tests {
             machines_file: Some(machines_file.clone()),
             tls: None,
             tick: std::time::Duration::from_secs(1),
+            agentless_limits,
         };
         let (mut state, _) = crate::prepare(&cfg).unwrap();
         let provider = Arc::new(Counted {
@@ -477,5 +482,22 @@ mod tests {
         assert_eq!(e.reason, "AGENTLESS_INSTANCE_COLLECTION_TIME_LIMIT_EXCEEDED");
         assert_eq!(f.snapshots(), (5, 5));
         assert_eq!(scan_until(&f.state, f.provider.as_ref(), &m, Instant::now() + Duration::from_secs(600)), Ok(0));
+    }
+    #[test]
+    fn configured_limits_replace_inspectors() {
+        let Some(f) = fixture_with(kensa_disk::Limits { max_volumes: 1, max_total_bytes: 16 << 20, ..kensa_disk::Limits::default() }) else { return };
+        let q = format!("{:?}", f.qcow2.display().to_string());
+        // Two volumes over a limit of one: refused before anything is snapshotted.
+        let (m, r) = f.scan(&format!("[[machine]]\nid = \"two\"\nvolumes = [{q}, {q}]\n"), "two");
+        let e = r.unwrap_err();
+        assert_eq!((e.reason.as_str(), e.message.as_str()), ("AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED", "2 volumes; agentless scanning reads at most 1"));
+        assert_eq!(m.agentless_error, Some(e));
+        assert_eq!(f.snapshots(), (0, 0));
+        // One 32 MiB volume over 16 MiB: refused, saying where the size comes from.
+        let (_, r) = f.scan(&format!("[[machine]]\nid = \"one\"\nvolumes = [{q}]\n"), "one");
+        let e = r.unwrap_err();
+        assert_eq!(e.reason, "AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED");
+        assert!(e.message.ends_with("the disk holds 33554432 bytes (from the size field of its qcow2 header), more than the 16777216-byte limit"), "{}", e.message);
+        assert_eq!(f.snapshots(), (1, 1));
     }
 }

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// How often the scheduler wakes up (provider sync, agentless scans, database changes).
     pub tick: Duration,
+    /// Most volumes and bytes an agentless scan reads of one machine (Amazon Inspector's 7 volumes
+    /// and 1,200 GB by default); machines over them are reported AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED.
+    pub agentless_limits: kensa_disk::Limits,
 }
 
 /// Shared state of the running server.
@@ -54,6 +57,8 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub vuln_db: PathBuf,
     pub provider: Option<Arc<dyn MachineProvider>>,
+    /// See [`ServerConfig::agentless_limits`].
+    pub agentless_limits: kensa_disk::Limits,
     /// Idle read-only connections to the vulnerability database, reused so their page caches stay
     /// warm (a fresh connection per report re-reads every index page from the file).
     vuln_pool: Mutex<VulnPool>,
@@ -373,6 +378,7 @@ pub fn prepare(cfg: &ServerConfig) -> anyhow::Result<(Arc<AppState>, Option<Stri
         data_dir: cfg.data_dir.clone(),
         vuln_db: cfg.vuln_db.clone().unwrap_or_else(|| cfg.data_dir.join("vuln.db")),
         provider,
+        agentless_limits: cfg.agentless_limits.clone(),
         vuln_pool: Mutex::new(VulnPool::default()),
         matcher: Matcher::default(),
     });

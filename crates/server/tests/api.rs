@@ -28,6 +28,7 @@ fn start(vuln_db: Option<&Path>) -> TestServer {
         machines_file: None,
         tls: None,
         tick: Duration::from_secs(3600),
+        agentless_limits: kensa_disk::Limits::default(),
     };
     let (state, _) = kensa_server::prepare(&cfg).unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();

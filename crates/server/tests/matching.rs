@@ -30,6 +30,7 @@ fn config(dir: &Path, db: &Path) -> ServerConfig {
         machines_file: None,
         tls: None,
         tick: Duration::from_secs(3600),
+        agentless_limits: kensa_disk::Limits::default(),
     }
 }
 

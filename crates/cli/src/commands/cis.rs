@@ -45,10 +45,8 @@ pub struct ScanArgs {
     /// What to check: a root filesystem directory, `/` for this host, or a VM disk image or
     /// snapshot (raw, qcow2, VMDK, VHD, VHDX; read without mounting). `dir:` / `vm:` prefixes force the kind.
     target: String,
-    /// Another disk of the same machine, when TARGET is a disk image (repeatable): the root is
-    /// found on any of them and its /etc/fstab mounts volumes across them (a separate /var disk).
-    #[arg(long = "disk", value_name = "IMAGE")]
-    disks: Vec<PathBuf>,
+    #[command(flatten)]
+    disk: crate::target::DiskArgs,
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -87,7 +85,7 @@ pub fn run(cmd: CisCommand) -> Result<ExitCode> {
 }
 
 fn scan(a: ScanArgs) -> Result<ExitCode> {
-    let target = crate::target::open_target(&a.target, &a.disks)?;
+    let target = crate::target::open_target(&a.target, &a.disk)?;
     let live = match target.kind {
         crate::target::TargetKind::Host => true,
         crate::target::TargetKind::Dir | crate::target::TargetKind::Disk => false,

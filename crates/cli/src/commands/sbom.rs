@@ -28,10 +28,8 @@ pub struct SbomArgs {
     /// What to inventory: a directory, `/`, an image archive or a disk image (optionally `dir:` /
     /// `image:` / `vm:` prefixed).
     pub target: String,
-    /// Another disk of the same machine, when TARGET is a disk image (repeatable): the root is
-    /// found on any of them and its /etc/fstab mounts volumes across them (a separate /var disk).
-    #[arg(long = "disk", value_name = "IMAGE")]
-    pub disks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub disk: crate::target::DiskArgs,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = FormatArg::CyclonedxJson)]
     pub format: FormatArg,
@@ -98,7 +96,7 @@ impl From<FormatArg> for Format {
 
 pub fn run(args: SbomArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let target = open_target(&args.target, &args.disks)?;
+    let target = open_target(&args.target, &args.disk)?;
     let deep_inspection = deep_inspection_policy(args.deep_inspection, &args.paths, target.kind == TargetKind::Host)?;
     for w in &target.warnings {
         eprintln!("warning: {w}");

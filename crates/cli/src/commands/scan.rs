@@ -43,10 +43,8 @@ use crate::target::{open_target, TargetKind};
 pub struct ScanArgs {
     /// What to scan: a directory, `/`, an image archive or a disk image.
     pub target: String,
-    /// Another disk of the same machine, when TARGET is a disk image (repeatable): the root is
-    /// found on any of them and its /etc/fstab mounts volumes across them (a separate /var disk).
-    #[arg(long = "disk", value_name = "IMAGE")]
-    pub disks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub disk: crate::target::DiskArgs,
     /// The vulnerability database. Default: $XDG_CACHE_HOME/kensa/vuln.db (~/.cache/kensa/vuln.db).
     #[arg(long, value_name = "PATH", env = "KENSA_DB")]
     pub db: Option<PathBuf>,
@@ -148,7 +146,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).with_context(|| format!("cannot open the vulnerability database {}", db_path.display())),
     };
 
-    let target = open_target(&args.target, &args.disks)?;
+    let target = open_target(&args.target, &args.disk)?;
     let deep_inspection = super::sbom::deep_inspection_policy(args.deep_inspection, &args.paths, target.kind == TargetKind::Host)?;
     for w in &target.warnings {
         eprintln!("warning: {w}");

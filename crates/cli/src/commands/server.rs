@@ -43,6 +43,14 @@ pub struct ServerArgs {
     /// How often the scheduler looks for work (machines file changes, due agentless scans).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     tick_seconds: u64,
+    /// Agentless scans refuse a machine with more volumes than this, reported as
+    /// AGENTLESS_INSTANCE_STORAGE_LIMIT_EXCEEDED (Amazon Inspector's limit is 7).
+    #[arg(long, value_name = "N", default_value_t = kensa_disk::Limits::default().max_volumes)]
+    agentless_max_volumes: usize,
+    /// Agentless scans refuse a machine whose volumes hold more than this in all, in bytes or with
+    /// a unit: 1200GB, 2TB, 500GiB (Amazon Inspector's limit is 1,200 GB).
+    #[arg(long, value_name = "SIZE", default_value_t = kensa_disk::Limits::default().max_total_bytes, value_parser = crate::target::parse_size)]
+    agentless_max_disk_size: u64,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -66,6 +74,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         machines_file: args.machines,
         tls: args.tls_cert.zip(args.tls_key),
         tick: Duration::from_secs(args.tick_seconds.max(1)),
+        agentless_limits: kensa_disk::Limits {
+            max_volumes: args.agentless_max_volumes,
+            max_total_bytes: args.agentless_max_disk_size,
+            ..kensa_disk::Limits::default()
+        },
     };
     let (state, note) = kensa_server::prepare(&cfg)?;
     if let Some(n) = note {
