@@ -104,10 +104,10 @@ pub fn detect_kind(path: &Path) -> anyhow::Result<TargetKind> {
     bail!("{}: not a directory, a container image archive (docker save, OCI layout) or a supported disk image", path.display())
 }
 
-/// Opens `spec` (see the module docs). `disk` gives further disks of the same machine and the
+/// Opens `spec` (see the module docs). `disk_args` gives further disks of the same machine and the
 /// limits, for a disk image target only.
-pub fn open_target(spec: &str, disk: &DiskArgs) -> anyhow::Result<Target> {
-    let more_disks = &disk.disks;
+pub fn open_target(spec: &str, disk_args: &DiskArgs) -> anyhow::Result<Target> {
+    let more_disks = &disk_args.disks;
     let (forced, path) = parse_spec(spec);
     let kind = match forced {
         Some(k) => k,
@@ -131,7 +131,7 @@ pub fn open_target(spec: &str, disk: &DiskArgs) -> anyhow::Result<Target> {
         }
         TargetKind::Disk => {
             let disks: Vec<PathBuf> = std::iter::once(path).chain(more_disks.iter().cloned()).collect();
-            let disk = kensa_disk::open_images(&disks, &disk.limits())?;
+            let disk = kensa_disk::open_images(&disks, &disk_args.limits())?;
             Ok(Target { root: disk.root, name, kind, warnings: disk.notes.iter().map(|n| n.to_string()).collect() })
         }
     }
