@@ -483,6 +483,7 @@ mod tests {
         assert_eq!(f.snapshots(), (5, 5));
         assert_eq!(scan_until(&f.state, f.provider.as_ref(), &m, Instant::now() + Duration::from_secs(600)), Ok(0));
     }
+
     #[test]
     fn configured_limits_replace_inspectors() {
         let Some(f) = fixture_with(kensa_disk::Limits { max_volumes: 1, max_total_bytes: 16 << 20, ..kensa_disk::Limits::default() }) else { return };
